@@ -1,0 +1,1 @@
+"""moorage: a self-hosted private container image registry."""

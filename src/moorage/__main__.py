@@ -1,0 +1,5 @@
+"""`python -m moorage` runs the command line."""
+
+from moorage.cli import main
+
+main()

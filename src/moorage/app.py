@@ -1,0 +1,107 @@
+"""`create_app(settings)`: builds every part of moorage and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from moorage.auth.access import AllowEverything
+from moorage.content.blobs import BlobService
+from moorage.content.manifests import ManifestService
+from moorage.content.uploads import UploadService
+from moorage.errors import MoorageError
+from moorage.log import get_logger
+from moorage.metadata.database import Database
+from moorage.middleware import AccessLogMiddleware
+from moorage.registry.context import RegistryContext
+from moorage.registry.errcodes import (
+    INTERNAL_ERROR,
+    METHOD_NOT_ALLOWED,
+    ROUTE_NOT_FOUND,
+    error_body,
+    error_response,
+)
+from moorage.registry.routes import REGISTRY_ROUTES
+from moorage.settings import Settings
+from moorage.storage import create_blob_store
+
+log = get_logger(__name__)
+
+# How often idle upload sessions are looked for and removed.
+UPLOAD_EXPIRY_INTERVAL_SECONDS = 600
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The whole registry as one ASGI app, built from `settings`."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url)
+    store = create_blob_store(settings)
+    registry = RegistryContext(
+        uploads=UploadService(database, store, settings.upload_expiry_seconds),
+        blobs=BlobService(database, store),
+        manifests=ManifestService(database),
+        access=AllowEverything(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await database.migrate()
+        expiry = asyncio.create_task(_expire_uploads_forever(registry.uploads))
+        log.info("registry started", listen=settings.listen, data_dir=str(settings.data_dir))
+        try:
+            yield
+        finally:
+            expiry.cancel()
+            await database.close()
+
+    app = Starlette(
+        routes=REGISTRY_ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            MoorageError: _domain_error,
+            HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
+            Exception: _unexpected_error,
+        },
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.add_middleware(AccessLogMiddleware)
+    return app
+
+
+async def _expire_uploads_forever(uploads: UploadService) -> None:
+    while True:
+        await asyncio.sleep(UPLOAD_EXPIRY_INTERVAL_SECONDS)
+        try:
+            await uploads.expire()
+        except Exception:
+            log.exception("upload expiry failed")
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MoorageError)
+    log.debug("request refused", error=type(exc).__name__, reason=exc.message)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = METHOD_NOT_ALLOWED if exc.status_code == 405 else ROUTE_NOT_FOUND
+    return Response(error_body(code), status_code=exc.status_code, media_type="application/json")
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    log.info("client disconnected")
+    return Response(status_code=400)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error", exc_info=exc)
+    return Response(error_body(INTERNAL_ERROR), status_code=500, media_type="application/json")

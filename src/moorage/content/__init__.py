@@ -1,0 +1,1 @@
+"""The registry's content services: uploads, blobs, manifests, tags and listings."""

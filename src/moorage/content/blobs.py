@@ -1,0 +1,75 @@
+"""Blobs as a repository serves them: existence, streaming, unlinking."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+
+from moorage.content.repositories import find_repository_id, linked_blob_size
+from moorage.errors import BlobUnknownError
+from moorage.metadata.database import Database
+from moorage.metadata.tables import manifests, repositories, repository_blobs
+from moorage.oci.digest import Digest
+from moorage.storage.base import BlobMissingError, BlobStore
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """A blob the repository may serve; `content` is set when it is a manifest."""
+
+    digest: Digest
+    size: int
+    content: bytes | None = None
+
+
+class BlobService:
+    """Answers blob HEAD, GET and DELETE for a repository."""
+
+    def __init__(self, database: Database, store: BlobStore) -> None:
+        self._database = database
+        self._store = store
+
+    async def stat(self, repository: str, digest: Digest) -> BlobInfo:
+        """The blob, if the repository may serve it; manifests are served as blobs too."""
+        async with self._database.reading() as connection:
+            size = await linked_blob_size(connection, repository, str(digest))
+            if size is not None:
+                return BlobInfo(digest, size)
+            query = (
+                select(manifests.c.content)
+                .join(repositories, repositories.c.id == manifests.c.repository_id)
+                .where(repositories.c.name == repository, manifests.c.digest == str(digest))
+            )
+            content = (await connection.execute(query)).scalar_one_or_none()
+        if content is None:
+            raise BlobUnknownError(f"blob {digest} is unknown to repository {repository}")
+        return BlobInfo(digest, len(content), content)
+
+    async def read(self, blob: BlobInfo, start: int, end: int) -> AsyncIterator[bytes]:
+        """Stream bytes `start`..`end` (inclusive) of a blob found by `stat`."""
+        if blob.content is not None:
+            yield blob.content[start : end + 1]
+            return
+        try:
+            async for chunk in self._store.read_blob(blob.digest, start, end):
+                yield chunk
+        except BlobMissingError:
+            # The metadata says the blob exists but storage lost it: fsck reports this.
+            raise BlobUnknownError(f"blob {blob.digest} is missing from storage") from None
+
+    async def unlink(self, repository: str, digest: Digest) -> None:
+        """Stop the repository serving a blob; the bytes go when garbage collection runs."""
+        async with self._database.writing() as connection:
+            repository_id = await find_repository_id(connection, repository)
+            deleted = None
+            if repository_id is not None:
+                deleted = await connection.execute(
+                    delete(repository_blobs).where(
+                        repository_blobs.c.repository_id == repository_id,
+                        repository_blobs.c.digest == str(digest),
+                    )
+                )
+        if deleted is None or deleted.rowcount == 0:
+            raise BlobUnknownError(f"blob {digest} is unknown to repository {repository}")

@@ -1,0 +1,273 @@
+"""Manifests and tags: storing with reference checks, fetching, deleting, listing, referrers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from moorage.content.repositories import ensure_repository, find_repository_id, utc_now
+from moorage.errors import (
+    DigestInvalidError,
+    ManifestBlobUnknownError,
+    ManifestInvalidError,
+    ManifestUnknownError,
+    NameUnknownError,
+)
+from moorage.log import get_logger
+from moorage.metadata.database import Database
+from moorage.metadata.tables import (
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+)
+from moorage.oci.digest import Digest, digest_bytes
+from moorage.oci.manifest import (
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    ParsedManifest,
+    parse_manifest,
+    referrer_descriptor,
+)
+
+log = get_logger(__name__)
+
+BLOB_REFERENCE = "blob"
+MANIFEST_REFERENCE = "manifest"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    """A manifest as the registry serves it."""
+
+    digest: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """What storing a manifest produced."""
+
+    digest: Digest
+    subject: Digest | None
+
+
+class ManifestService:
+    """Stores, serves and deletes manifests and tags."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def put(
+        self, repository: str, reference: str | Digest, payload: bytes, content_type: str | None
+    ) -> PutResult:
+        """Store a manifest under a tag or its digest, once everything it references is here."""
+        if len(payload) > MAX_MANIFEST_BYTES:
+            raise ManifestInvalidError(
+                f"manifest is {len(payload)} bytes; the limit is {MAX_MANIFEST_BYTES} bytes"
+            )
+        parsed = parse_manifest(payload, content_type)
+        digest = _digest_for(reference, payload)
+
+        async with self._database.writing() as connection:
+            repository_id = await ensure_repository(self._database, connection, repository)
+            await _check_references(connection, repository_id, parsed)
+            manifest_id = await self._insert_manifest(
+                connection, repository_id, digest, parsed, payload
+            )
+            if isinstance(reference, str):
+                await self._set_tag(connection, repository_id, reference, manifest_id)
+        log.info("manifest stored", repository=repository, digest=str(digest), tag=reference)
+        return PutResult(digest, parsed.subject.digest if parsed.subject else None)
+
+    async def get(self, repository: str, reference: str | Digest) -> StoredManifest:
+        """The manifest a tag or digest names in the repository."""
+        query = select(manifests.c.digest, manifests.c.media_type, manifests.c.content).join(
+            repositories, repositories.c.id == manifests.c.repository_id
+        )
+        if isinstance(reference, Digest):
+            query = query.where(manifests.c.digest == str(reference))
+        else:
+            query = query.join(tags, tags.c.manifest_id == manifests.c.id).where(
+                tags.c.name == reference
+            )
+        query = query.where(repositories.c.name == repository)
+        async with self._database.reading() as connection:
+            row = (await connection.execute(query)).one_or_none()
+        if row is None:
+            raise ManifestUnknownError(
+                f"manifest {reference} is unknown to repository {repository}"
+            )
+        return StoredManifest(row.digest, row.media_type, row.content)
+
+    async def delete(self, repository: str, reference: str | Digest) -> None:
+        """Delete a tag, or a manifest with every tag that points at it."""
+        async with self._database.writing() as connection:
+            repository_id = await find_repository_id(connection, repository)
+            if repository_id is None:
+                raise ManifestUnknownError(f"manifest {reference} is unknown")
+            if isinstance(reference, Digest):
+                deleted = await connection.execute(
+                    delete(manifests).where(
+                        manifests.c.repository_id == repository_id,
+                        manifests.c.digest == str(reference),
+                    )
+                )
+            else:
+                deleted = await connection.execute(
+                    delete(tags).where(
+                        tags.c.repository_id == repository_id, tags.c.name == reference
+                    )
+                )
+            if deleted.rowcount == 0:
+                raise ManifestUnknownError(f"manifest {reference} is unknown")
+        log.info("manifest deleted", repository=repository, reference=str(reference))
+
+    async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str]:
+        """Tag names in lexical order after `last`, at most `limit` of them."""
+        async with self._database.reading() as connection:
+            repository_id = await find_repository_id(connection, repository)
+            if repository_id is None:
+                raise NameUnknownError(f"repository {repository} is unknown")
+            query = select(tags.c.name).where(tags.c.repository_id == repository_id)
+            if last:
+                query = query.where(tags.c.name > last)
+            query = query.order_by(tags.c.name).limit(limit)
+            return list((await connection.execute(query)).scalars())
+
+    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
+        """Repository names in lexical order after `last`, at most `limit` of them."""
+        query = select(repositories.c.name)
+        if last:
+            query = query.where(repositories.c.name > last)
+        query = query.order_by(repositories.c.name).limit(limit)
+        async with self._database.reading() as connection:
+            return list((await connection.execute(query)).scalars())
+
+    async def referrers(
+        self, repository: str, subject: Digest, artifact_type: str | None
+    ) -> list[Descriptor]:
+        """Descriptors of the manifests whose subject is `subject`, optionally of one type."""
+        query = (
+            select(manifests.c.digest, manifests.c.size, manifests.c.content)
+            .join(repositories, repositories.c.id == manifests.c.repository_id)
+            .where(repositories.c.name == repository, manifests.c.subject_digest == str(subject))
+            .order_by(manifests.c.id)
+        )
+        if artifact_type is not None:
+            query = query.where(manifests.c.artifact_type == artifact_type)
+        async with self._database.reading() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            referrer_descriptor(
+                Digest.parse(row.digest), row.size, parse_manifest(row.content, None)
+            )
+            for row in rows
+        ]
+
+    async def _insert_manifest(
+        self,
+        connection: AsyncConnection,
+        repository_id: int,
+        digest: Digest,
+        parsed: ParsedManifest,
+        payload: bytes,
+    ) -> int:
+        existing = await _manifest_id(connection, repository_id, str(digest))
+        if existing is not None:
+            return existing
+        artifact_type = parsed.artifact_type or (
+            parsed.config.media_type if parsed.config else None
+        )
+        result = await connection.execute(
+            manifests.insert().values(
+                repository_id=repository_id,
+                digest=str(digest),
+                media_type=parsed.media_type,
+                artifact_type=artifact_type,
+                subject_digest=str(parsed.subject.digest) if parsed.subject else None,
+                size=len(payload),
+                content=payload,
+                created_at=utc_now(),
+            )
+        )
+        assert result.inserted_primary_key is not None
+        manifest_id = int(result.inserted_primary_key[0])
+        references = {(str(d.digest), BLOB_REFERENCE) for d in parsed.blob_references} | {
+            (str(d.digest), MANIFEST_REFERENCE) for d in parsed.manifest_references
+        }
+        if references:
+            await connection.execute(
+                manifest_references.insert(),
+                [
+                    {"manifest_id": manifest_id, "digest": child, "kind": kind}
+                    for child, kind in sorted(references)
+                ],
+            )
+        return manifest_id
+
+    async def _set_tag(
+        self, connection: AsyncConnection, repository_id: int, tag: str, manifest_id: int
+    ) -> None:
+        now = utc_now()
+        changed = await connection.execute(
+            tags.update()
+            .where(tags.c.repository_id == repository_id, tags.c.name == tag)
+            .values(manifest_id=manifest_id, updated_at=now)
+        )
+        if changed.rowcount == 0:
+            await connection.execute(
+                tags.insert().values(
+                    repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now
+                )
+            )
+
+
+def _digest_for(reference: str | Digest, payload: bytes) -> Digest:
+    """The manifest's digest; when it is pushed by digest, that digest must match the bytes."""
+    if isinstance(reference, str):
+        return digest_bytes(payload)
+    actual = digest_bytes(payload, reference.algorithm)
+    if actual != reference:
+        raise DigestInvalidError(f"manifest has digest {actual}, not the {reference} in the URL")
+    return actual
+
+
+async def _manifest_id(connection: AsyncConnection, repository_id: int, digest: str) -> int | None:
+    query = select(manifests.c.id).where(
+        manifests.c.repository_id == repository_id, manifests.c.digest == digest
+    )
+    return (await connection.execute(query)).scalar_one_or_none()
+
+
+async def _check_references(
+    connection: AsyncConnection, repository_id: int, parsed: ParsedManifest
+) -> None:
+    """Refuse a manifest whose blobs or child manifests the repository does not hold."""
+    wanted_blobs = {str(descriptor.digest) for descriptor in parsed.blob_references}
+    if wanted_blobs:
+        query = select(repository_blobs.c.digest).where(
+            repository_blobs.c.repository_id == repository_id,
+            repository_blobs.c.digest.in_(wanted_blobs),
+        )
+        missing = wanted_blobs - set((await connection.execute(query)).scalars())
+        if missing:
+            raise ManifestBlobUnknownError(
+                f"manifest references blob {sorted(missing)[0]}, which is not in the repository",
+                detail={"digest": sorted(missing)[0]},
+            )
+    wanted_manifests = {str(descriptor.digest) for descriptor in parsed.manifest_references}
+    if wanted_manifests:
+        query = select(manifests.c.digest).where(
+            manifests.c.repository_id == repository_id, manifests.c.digest.in_(wanted_manifests)
+        )
+        missing = wanted_manifests - set((await connection.execute(query)).scalars())
+        if missing:
+            raise ManifestBlobUnknownError(
+                f"index references manifest {sorted(missing)[0]}, which is not in the repository",
+                detail={"digest": sorted(missing)[0]},
+            )

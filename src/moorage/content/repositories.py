@@ -1,0 +1,70 @@
+"""Repository rows and blob links, shared by the upload and manifest services."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from moorage.metadata.database import Database
+from moorage.metadata.tables import blobs, repositories, repository_blobs
+from moorage.oci.digest import Digest
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+async def find_repository_id(connection: AsyncConnection, name: str) -> int | None:
+    """The id of repository `name`, or None if it has never been pushed to."""
+    query = select(repositories.c.id).where(repositories.c.name == name)
+    return (await connection.execute(query)).scalar_one_or_none()
+
+
+async def ensure_repository(database: Database, connection: AsyncConnection, name: str) -> int:
+    """The id of repository `name`, created by this push if it is new."""
+    existing = await find_repository_id(connection, name)
+    if existing is not None:
+        return existing
+    insert = database.insert_ignoring_duplicates(repositories).values(
+        name=name, created_at=utc_now()
+    )
+    await connection.execute(insert)
+    created = await find_repository_id(connection, name)
+    assert created is not None, "the repository row was just inserted"
+    return created
+
+
+async def link_blob(
+    database: Database, connection: AsyncConnection, repository_id: int, digest: Digest, size: int
+) -> None:
+    """Record that blob `digest` exists and that the repository may serve it."""
+    now = utc_now()
+    await connection.execute(
+        database.insert_ignoring_duplicates(blobs).values(
+            digest=str(digest), size=size, created_at=now
+        )
+    )
+    await connection.execute(
+        database.insert_ignoring_duplicates(repository_blobs).values(
+            repository_id=repository_id, digest=str(digest), created_at=now
+        )
+    )
+
+
+async def linked_blob_size(
+    connection: AsyncConnection, repository_name: str, digest: str
+) -> int | None:
+    """The size of blob `digest` if repository `repository_name` may serve it, else None."""
+    query = (
+        select(blobs.c.size)
+        .select_from(
+            repository_blobs.join(
+                repositories, repositories.c.id == repository_blobs.c.repository_id
+            ).join(blobs, blobs.c.digest == repository_blobs.c.digest)
+        )
+        .where(repositories.c.name == repository_name, repository_blobs.c.digest == digest)
+    )
+    return (await connection.execute(query)).scalar_one_or_none()

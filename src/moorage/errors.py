@@ -1,0 +1,128 @@
+"""The domain exceptions of moorage, grouped by what the caller can do about them.
+
+    MoorageError
+    ├── InvalidInputError            the request is malformed: fix it and send it again
+    │   ├── NameInvalidError             a repository or namespace name breaks the grammar
+    │   ├── ReferenceInvalidError        a tag or digest reference breaks the grammar
+    │   ├── DigestInvalidError           a digest is malformed, unsupported or does not match
+    │   ├── SizeInvalidError             a declared length does not match the content
+    │   ├── ManifestInvalidError         a manifest is not valid JSON of a known kind, or too big
+    │   ├── UploadInvalidError           an upload request is malformed
+    │   ├── RangeInvalidError            a chunk does not start where the upload ends
+    │   └── UnsupportedError             the operation or media type is not supported
+    ├── NotFoundError                the thing asked for does not exist (or is not the caller's)
+    │   ├── NameUnknownError             no such repository
+    │   ├── BlobUnknownError             no such blob in the repository
+    │   ├── ManifestUnknownError         no such manifest or tag in the repository
+    │   ├── ManifestBlobUnknownError     a manifest refers to a blob or manifest not present
+    │   └── UploadUnknownError           no such upload session, or it expired
+    ├── AccessError                  the caller may not do this: authenticate or ask for rights
+    │   ├── UnauthorizedError            no or bad credentials
+    │   ├── DeniedError                  authenticated, but not allowed (quotas included)
+    │   └── TooManyRequestsError         rate limited: wait and retry
+    └── ConfigurationError           the operator's settings are wrong: fix them and restart
+
+Every class below is mapped to its OCI error code and HTTP status in exactly one table,
+`moorage.registry.errcodes`; nothing else chooses a status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MoorageError(Exception):
+    """Base of every error moorage raises on purpose."""
+
+    def __init__(self, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class InvalidInputError(MoorageError):
+    """The request is malformed."""
+
+
+class NameInvalidError(InvalidInputError):
+    """A repository or namespace name breaks the grammar."""
+
+
+class ReferenceInvalidError(InvalidInputError):
+    """A tag or digest reference breaks the grammar."""
+
+
+class DigestInvalidError(InvalidInputError):
+    """A digest is malformed, of an unsupported algorithm, or does not match the content."""
+
+
+class SizeInvalidError(InvalidInputError):
+    """A declared length does not match the content."""
+
+
+class ManifestInvalidError(InvalidInputError):
+    """A manifest is malformed, of an unknown kind, or too large."""
+
+
+class UploadInvalidError(InvalidInputError):
+    """An upload request is malformed."""
+
+
+class RangeInvalidError(InvalidInputError):
+    """A chunk does not continue the upload where it ends, or a range cannot be satisfied."""
+
+
+class UnsupportedError(InvalidInputError):
+    """The operation or the media type is not supported."""
+
+
+class NotFoundError(MoorageError):
+    """The thing asked for does not exist, or is not visible to the caller."""
+
+
+class NameUnknownError(NotFoundError):
+    """No such repository."""
+
+
+class BlobUnknownError(NotFoundError):
+    """No such blob in the repository."""
+
+
+class ManifestUnknownError(NotFoundError):
+    """No such manifest or tag in the repository."""
+
+
+class ManifestBlobUnknownError(NotFoundError):
+    """A manifest refers to a blob or a child manifest that the repository does not hold."""
+
+
+class UploadUnknownError(NotFoundError):
+    """No such upload session, or it expired."""
+
+
+class AccessError(MoorageError):
+    """The caller may not do this."""
+
+
+class UnauthorizedError(AccessError):
+    """No credentials, or bad ones; `challenge` is the WWW-Authenticate value to answer with."""
+
+    def __init__(self, message: str, challenge: str | None = None, detail: Any = None) -> None:
+        super().__init__(message, detail)
+        self.challenge = challenge
+
+
+class DeniedError(AccessError):
+    """Authenticated, but not allowed, including a quota refusal."""
+
+
+class TooManyRequestsError(AccessError):
+    """Rate limited; `retry_after` says how many seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ConfigurationError(MoorageError):
+    """The operator's settings are wrong."""

@@ -1,0 +1,1 @@
+"""Metadata: SQLAlchemy tables, the database handle, Alembic migrations."""

@@ -1,0 +1,119 @@
+"""The metadata tables, in SQLAlchemy Core; the migrations create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# A digest is at most "sha512:" plus 128 hex characters.
+DIGEST_LENGTH = 140
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", String(DIGEST_LENGTH), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Which blobs a repository may serve: those pushed or mounted into it.
+repository_blobs = Table(
+    "repository_blobs",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("digest", String(DIGEST_LENGTH), ForeignKey("blobs.digest"), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("digest", String(DIGEST_LENGTH), nullable=False),
+    Column("media_type", String(255), nullable=False),
+    # The artifact type a referrers listing shows: artifactType, else the config's media type.
+    Column("artifact_type", String(255), nullable=True),
+    Column("subject_digest", String(DIGEST_LENGTH), nullable=True),
+    Column("size", BigInteger, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
+    Index("ix_manifests_subject", "repository_id", "subject_digest"),
+)
+
+# What a manifest points at: blobs (config, layers) and child manifests (of an index).
+manifest_references = Table(
+    "manifest_references",
+    metadata,
+    Column(
+        "manifest_id",
+        Integer,
+        ForeignKey("manifests.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("digest", String(DIGEST_LENGTH), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Index("ix_manifest_references_digest", "digest"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(128), primary_key=True),
+    Column(
+        "manifest_id",
+        Integer,
+        ForeignKey("manifests.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_tags_manifest", "manifest_id"),
+)
+
+upload_sessions = Table(
+    "upload_sessions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("repository_name", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
+)

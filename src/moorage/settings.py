@@ -1,0 +1,113 @@
+"""Typed settings: defaults, then a TOML config file, then MOORAGE_* variables, then CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from moorage.errors import ConfigurationError
+
+
+class StorageSettings(BaseModel):
+    """Where blobs are kept."""
+
+    driver: Literal["filesystem", "memory"] = "filesystem"
+    # Defaults to `<data_dir>/blobs` for the filesystem driver.
+    path: Path | None = None
+
+
+class Settings(BaseSettings):
+    """Every setting of one moorage deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOORAGE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    listen: str = "127.0.0.1:5000"
+    data_dir: Path = Path("./data")
+    # SQLAlchemy URL of the metadata database; defaults to SQLite under the data dir.
+    database_url: str | None = None
+    # The address clients use to reach the registry, for Location headers and the token realm.
+    public_url: str | None = None
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    upload_expiry_seconds: int = Field(default=24 * 3600, ge=60)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"listen must be HOST:PORT, got {value!r}")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"public_url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    @property
+    def listen_host(self) -> str:
+        """The host part of `listen`, without IPv6 brackets."""
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        """The port part of `listen`."""
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The async SQLAlchemy URL of the metadata database."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'moorage.db').resolve()}"
+
+    @property
+    def blob_path(self) -> Path:
+        """Where the filesystem driver keeps blobs and uploads."""
+        return self.storage.path or self.data_dir / "blobs"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # A config file is given by subclassing with `toml_file` set; see `load_settings`.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, raising `ConfigurationError` with a readable message on a bad value."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigurationError(f"config file {config_file} does not exist")
+    explicit = {key: value for key, value in overrides.items() if value is not None}
+    settings_cls: type[Settings] = Settings
+    if config_file is not None:
+        file_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})
+        settings_cls = type("FileSettings", (Settings,), {"model_config": file_config})
+    try:
+        return settings_cls(**explicit)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None

@@ -1,0 +1,20 @@
+"""Blob storage: one interface, drivers chosen by name from the settings."""
+
+from __future__ import annotations
+
+from moorage.errors import ConfigurationError
+from moorage.settings import Settings
+from moorage.storage.base import BlobStore
+from moorage.storage.filesystem import FilesystemBlobStore
+from moorage.storage.memory import MemoryBlobStore
+
+__all__ = ["BlobStore", "create_blob_store"]
+
+
+def create_blob_store(settings: Settings) -> BlobStore:
+    """The blob store the settings name."""
+    if settings.storage.driver == "filesystem":
+        return FilesystemBlobStore(settings.blob_path)
+    if settings.storage.driver == "memory":
+        return MemoryBlobStore()
+    raise ConfigurationError(f"unknown storage driver {settings.storage.driver!r}")

@@ -1,0 +1,67 @@
+"""The interface every blob storage driver implements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from moorage.oci.digest import Digest
+
+# Called with every piece of an upload as it is stored, in order; used to hash while writing.
+ChunkObserver = Callable[[bytes], None]
+
+# Bytes a driver reads or writes at a time; also the largest buffer it holds per request.
+IO_CHUNK_BYTES = 1024 * 1024
+
+
+class ContentMissingError(Exception):
+    """The driver holds no data under this name."""
+
+
+class UploadMissingError(ContentMissingError):
+    """The driver holds no data for this upload id."""
+
+
+class BlobMissingError(ContentMissingError):
+    """The driver holds no blob of this digest."""
+
+
+class BlobStore(Protocol):
+    """Content-addressed blobs plus the in-progress uploads that become them."""
+
+    async def create_upload(self, upload_id: str) -> None:
+        """Start an empty upload."""
+
+    async def append_upload(
+        self, upload_id: str, chunks: AsyncIterator[bytes], observer: ChunkObserver | None = None
+    ) -> int:
+        """Append a stream to an upload, return its new total size."""
+
+    async def truncate_upload(self, upload_id: str, size: int) -> None:
+        """Cut an upload back to `size` bytes, undoing a chunk that was refused."""
+
+    async def upload_size(self, upload_id: str) -> int:
+        """How many bytes the upload holds; `UploadMissingError` if none."""
+
+    def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+        """Stream back what an upload holds so far."""
+
+    async def commit_upload(self, upload_id: str, digest: Digest) -> None:
+        """Make a verified upload the blob `digest`; the upload is gone afterwards."""
+
+    async def delete_upload(self, upload_id: str) -> None:
+        """Drop an upload; no error if it is already gone."""
+
+    async def blob_size(self, digest: Digest) -> int | None:
+        """The size of a stored blob, or None if it is not stored."""
+
+    def read_blob(
+        self, digest: Digest, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream bytes `start`..`end` (inclusive; None means to the end) of a stored blob."""
+
+    async def put_blob(self, digest: Digest, content: bytes) -> None:
+        """Store small content already verified against `digest`."""
+
+    async def delete_blob(self, digest: Digest) -> None:
+        """Remove a stored blob; no error if it is already gone."""

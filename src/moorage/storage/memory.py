@@ -1,0 +1,87 @@
+"""Blobs in a dict: for unit tests, and nothing survives the process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from moorage.oci.digest import Digest
+from moorage.storage.base import BlobMissingError, ChunkObserver, UploadMissingError
+
+
+class MemoryBlobStore:
+    """Blobs and uploads held in memory."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+        self._uploads: dict[str, bytearray] = {}
+
+    async def create_upload(self, upload_id: str) -> None:
+        """Start an empty upload."""
+        self._uploads[upload_id] = bytearray()
+
+    async def append_upload(
+        self, upload_id: str, chunks: AsyncIterator[bytes], observer: ChunkObserver | None = None
+    ) -> int:
+        """Append a stream to an upload, return its new total size."""
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            raise UploadMissingError(upload_id)
+        async for chunk in chunks:
+            if observer is not None:
+                observer(chunk)
+            upload += chunk
+        return len(upload)
+
+    async def truncate_upload(self, upload_id: str, size: int) -> None:
+        """Cut an upload back to `size` bytes."""
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            raise UploadMissingError(upload_id)
+        del upload[size:]
+
+    async def upload_size(self, upload_id: str) -> int:
+        """How many bytes the upload holds."""
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            raise UploadMissingError(upload_id)
+        return len(upload)
+
+    async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+        """Stream back what an upload holds so far."""
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            raise UploadMissingError(upload_id)
+        yield bytes(upload)
+
+    async def commit_upload(self, upload_id: str, digest: Digest) -> None:
+        """Make an upload the blob `digest`."""
+        upload = self._uploads.pop(upload_id, None)
+        if upload is None:
+            raise UploadMissingError(upload_id)
+        self._blobs.setdefault(str(digest), bytes(upload))
+
+    async def delete_upload(self, upload_id: str) -> None:
+        """Drop an upload."""
+        self._uploads.pop(upload_id, None)
+
+    async def blob_size(self, digest: Digest) -> int | None:
+        """The size of a stored blob, or None."""
+        blob = self._blobs.get(str(digest))
+        return None if blob is None else len(blob)
+
+    async def read_blob(
+        self, digest: Digest, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream a range of a stored blob."""
+        blob = self._blobs.get(str(digest))
+        if blob is None:
+            raise BlobMissingError(str(digest))
+        yield blob[start : None if end is None else end + 1]
+
+    async def put_blob(self, digest: Digest, content: bytes) -> None:
+        """Store small verified content."""
+        self._blobs.setdefault(str(digest), content)
+
+    async def delete_blob(self, digest: Digest) -> None:
+        """Remove a stored blob."""
+        self._blobs.pop(str(digest), None)
