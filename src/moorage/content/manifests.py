@@ -197,7 +197,7 @@ class ManifestService:
         )
         assert result.inserted_primary_key is not None
         manifest_id = int(result.inserted_primary_key[0])
-        references = {(str(d.digest), BLOB_REFERENCE) for d in parsed.blob_references} | {
+        references = {(str(d.digest), BLOB_REFERENCE) for d in parsed.required_blobs} | {
             (str(d.digest), MANIFEST_REFERENCE) for d in parsed.manifest_references
         }
         if references:
@@ -248,7 +248,7 @@ async def _check_references(
     connection: AsyncConnection, repository_id: int, parsed: ParsedManifest
 ) -> None:
     """Refuse a manifest whose blobs or child manifests the repository does not hold."""
-    wanted_blobs = {str(descriptor.digest) for descriptor in parsed.blob_references}
+    wanted_blobs = {str(descriptor.digest) for descriptor in parsed.required_blobs}
     if wanted_blobs:
         query = select(repository_blobs.c.digest).where(
             repository_blobs.c.repository_id == repository_id,

@@ -15,6 +15,7 @@ from moorage.oci.media_types import (
     MANIFEST_MEDIA_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
+    is_nondistributable,
     is_valid_media_type,
     media_type_essence,
 )
@@ -82,6 +83,13 @@ class ParsedManifest:
         if self.config is None:
             return self.layers
         return (self.config, *self.layers)
+
+    @property
+    def required_blobs(self) -> tuple[Descriptor, ...]:
+        """Return the blobs the registry must hold: all but non-distributable layers."""
+        return tuple(
+            blob for blob in self.blob_references if not is_nondistributable(blob.media_type)
+        )
 
     @property
     def manifest_references(self) -> tuple[Descriptor, ...]:

@@ -50,6 +50,11 @@ _RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
 _MEDIA_TYPE = re.compile(rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}")
 
 
+def is_nondistributable(media_type: str) -> bool:
+    """Tell whether a layer type may be left out of registries (its bytes live elsewhere)."""
+    return media_type == DOCKER_FOREIGN_LAYER or ".nondistributable." in media_type
+
+
 def media_type_essence(content_type: str) -> str:
     """Return a Content-Type value without its parameters, trimmed and lower-cased."""
     return content_type.partition(";")[0].strip().lower()

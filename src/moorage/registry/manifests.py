@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from moorage.errors import InvalidInputError, ManifestUnknownError
+from moorage.oci.digest import Digest
 from moorage.oci.manifest import MAX_MANIFEST_BYTES
 from moorage.oci.reference import parse_reference
 from moorage.registry.context import registry_of
@@ -14,7 +16,7 @@ from moorage.registry.http import read_manifest_body, repository_of
 async def get_manifest(request: Request) -> Response:
     """HEAD or GET a manifest by tag or digest."""
     repository = repository_of(request)
-    reference = parse_reference(request.path_params["reference"])
+    reference = existing_reference(request.path_params["reference"])
 
     manifest = await registry_of(request).manifests.get(repository, reference)
     headers = {
@@ -48,7 +50,15 @@ async def put_manifest(request: Request) -> Response:
 async def delete_manifest(request: Request) -> Response:
     """DELETE a tag, or a manifest and every tag pointing at it."""
     repository = repository_of(request)
-    reference = parse_reference(request.path_params["reference"])
+    reference = existing_reference(request.path_params["reference"])
 
     await registry_of(request).manifests.delete(repository, reference)
     return Response(status_code=202)
+
+
+def existing_reference(text: str) -> str | Digest:
+    """A reference to look up; one that breaks the grammar cannot exist, so it is unknown."""
+    try:
+        return parse_reference(text)
+    except InvalidInputError:
+        raise ManifestUnknownError(f"manifest {text[:80]!r} is unknown") from None

@@ -1,0 +1,115 @@
+"""Shared fixtures: a real moorage server on a free loopback port, with its own data dir."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    """A `moorage serve` process started by a test."""
+
+    data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        """`host:port`, as image references spell the registry."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        environment = {**os.environ, "MOORAGE_LOG_LEVEL": "debug", **self.env}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "moorage",
+                    "serve",
+                    "--listen",
+                    self.host,
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"moorage exited early:\n{self.log_path.read_text()}")
+            try:
+                httpx.get(f"{self.url}/v2/", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"moorage did not start:\n{self.log_path.read_text()}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path else ""
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One moorage server shared by the whole session; tests use their own repositories."""
+    running = RunningServer(tmp_path_factory.mktemp("moorage") / "data")
+    running.start()
+    yield running
+    running.stop()
+    assert "Traceback" not in running.log_text(), "the server logged a traceback"
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[RunningServer]:
+    """A moorage server for one test, which may restart or kill it."""
+    running = RunningServer(tmp_path / "data")
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(server: RunningServer) -> Iterator[httpx.Client]:
+    """An HTTP client pointed at the shared server."""
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        yield http
