@@ -31,6 +31,22 @@ class RunningServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # The account tests act as; None while the registry has no accounts.
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def http_auth(self) -> tuple[str, str] | None:
+        """Credentials for httpx, or None."""
+        if self.username is None or self.password is None:
+            return None
+        return (self.username, self.password)
+
+    def creds_args(self, flag: str = "--creds") -> list[str]:
+        """Command-line credentials for skopeo/podman/buildah/oras (`--creds`, `--dest-creds`...)."""
+        if self.username is None or self.password is None:
+            return []
+        return [flag, f"{self.username}:{self.password}"]
 
     @property
     def url(self) -> str:
@@ -111,5 +127,5 @@ def own_server(tmp_path: Path) -> Iterator[RunningServer]:
 @pytest.fixture
 def client(server: RunningServer) -> Iterator[httpx.Client]:
     """An HTTP client pointed at the shared server."""
-    with httpx.Client(base_url=server.url, timeout=60) as http:
+    with httpx.Client(base_url=server.url, timeout=60, auth=server.http_auth) as http:
         yield http
