@@ -1,0 +1,38 @@
+"""Fixtures for end-to-end tests: real clients, each with private state in the test's tmp dir."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from tests.e2e.clients import Containerd, ContainerTool, Skopeo
+
+if TYPE_CHECKING:
+    from tests.conftest import RunningServer
+
+
+@pytest.fixture
+def skopeo(server: RunningServer, tmp_path: Path) -> Skopeo:
+    """skopeo pointed at the shared server."""
+    return Skopeo(server, tmp_path / "skopeo")
+
+
+@pytest.fixture
+def buildah(server: RunningServer, tmp_path: Path) -> ContainerTool:
+    """buildah with its own image storage."""
+    return ContainerTool("buildah", server, tmp_path / "buildah")
+
+
+@pytest.fixture
+def podman(server: RunningServer, tmp_path: Path) -> ContainerTool:
+    """podman with its own image storage, separate from buildah's."""
+    return ContainerTool("podman", server, tmp_path / "podman")
+
+
+@pytest.fixture
+def containerd(server: RunningServer, tmp_path: Path) -> Iterator[Containerd]:
+    """A containerd daemon of this test's own."""
+    with Containerd(server, tmp_path / "containerd").running() as daemon:
+        yield daemon
