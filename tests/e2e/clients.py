@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,9 +57,18 @@ def run_bytes(command: list[str], env: dict[str, str] | None = None) -> bytes:
     return completed.stdout
 
 
+@contextmanager
+def short_directory() -> Iterator[Path]:
+    """A temporary directory with a short path: podman refuses a run root of over 50 characters."""
+    with tempfile.TemporaryDirectory(prefix="moorage-e2e-", dir="/tmp") as directory:
+        yield Path(directory)
+
+
 def isolated_environment(home: Path) -> dict[str, str]:
     """Environment variables that keep a client's temp files and credentials under `home`."""
     (home / "tmp").mkdir(parents=True, exist_ok=True)
+    # buildah and podman insist that an auth file they are pointed at exists.
+    (home / "auth.json").write_text('{"auths": {}}')
     return {
         **os.environ,
         "TMPDIR": str(home / "tmp"),
@@ -104,13 +114,14 @@ class Skopeo:
 
 
 class ContainerTool:
-    """buildah or podman with a private vfs storage under `home`."""
+    """buildah or podman with a private vfs storage under `home` and run root in `runroot`."""
 
-    def __init__(self, program: str, server: RunningServer, home: Path) -> None:
+    def __init__(self, program: str, server: RunningServer, home: Path, runroot: Path) -> None:
         self.program = program
         self.server = server
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
+        self.runroot = runroot
         self.env = isolated_environment(home)
         self.policy = write_policy(home)
 
@@ -121,7 +132,7 @@ class ContainerTool:
             "--root",
             str(self.home / "storage"),
             "--runroot",
-            str(self.home / "run"),
+            str(self.runroot),
             "--storage-driver",
             "vfs",
         ]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from tests.e2e.clients import Containerd, ContainerTool, Skopeo
+from tests.e2e.clients import Containerd, ContainerTool, Skopeo, short_directory
 
 if TYPE_CHECKING:
     from tests.conftest import RunningServer
@@ -20,15 +20,17 @@ def skopeo(server: RunningServer, tmp_path: Path) -> Skopeo:
 
 
 @pytest.fixture
-def buildah(server: RunningServer, tmp_path: Path) -> ContainerTool:
+def buildah(server: RunningServer, tmp_path: Path) -> Iterator[ContainerTool]:
     """buildah with its own image storage."""
-    return ContainerTool("buildah", server, tmp_path / "buildah")
+    with short_directory() as runroot:
+        yield ContainerTool("buildah", server, tmp_path / "buildah", runroot)
 
 
 @pytest.fixture
-def podman(server: RunningServer, tmp_path: Path) -> ContainerTool:
+def podman(server: RunningServer, tmp_path: Path) -> Iterator[ContainerTool]:
     """podman with its own image storage, separate from buildah's."""
-    return ContainerTool("podman", server, tmp_path / "podman")
+    with short_directory() as runroot:
+        yield ContainerTool("podman", server, tmp_path / "podman", runroot)
 
 
 @pytest.fixture

@@ -51,6 +51,19 @@ def tar_gz(files: dict[str, bytes]) -> tuple[bytes, bytes]:
     return gzip.compress(tar, mtime=0), tar
 
 
+def files_of_layer(layer: bytes) -> dict[str, bytes]:
+    """The regular files in a layer blob, gzipped or not, by path without a leading `./` or `/`."""
+    if layer[:2] == b"\x1f\x8b":
+        layer = gzip.decompress(layer)
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(layer)) as archive:
+        for member in archive:
+            extracted = archive.extractfile(member) if member.isfile() else None
+            if extracted is not None:
+                files[member.name.removeprefix("./").lstrip("/")] = extracted.read()
+    return files
+
+
 def random_files(prefix: str, count: int = 3, size: int = 64 * 1024) -> dict[str, bytes]:
     """`count` files of random bytes under directory `prefix`."""
     return {f"{prefix}/file-{number}.bin": os.urandom(size) for number in range(count)}
@@ -160,6 +173,14 @@ class OciLayout:
     def blob(self, digest: str) -> bytes:
         """The bytes of a stored blob."""
         return (self.path / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+    def files(self, manifest_digest: str) -> dict[str, bytes]:
+        """The files of an image in this layout, every layer applied in order (no whiteouts)."""
+        manifest = json.loads(self.blob(manifest_digest))
+        files: dict[str, bytes] = {}
+        for layer in manifest["layers"]:
+            files.update(files_of_layer(self.blob(layer["digest"])))
+        return files
 
     def tagged(self, tag: str) -> dict[str, object]:
         """The descriptor that index.json holds for `tag`."""
