@@ -57,9 +57,42 @@ class RunningServer:
         """`host:port`, as image references spell the registry."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def environment(self) -> dict[str, str]:
+        # Tests share 127.0.0.1, so the per-address login limit is raised out of their way.
+        return {
+            **os.environ,
+            "MOORAGE_LOG_LEVEL": "debug",
+            "MOORAGE_AUTH__LOGIN_FAILURES_PER_WINDOW": "100000",
+            **self.env,
+        }
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `moorage ARGS --data-dir DATA_DIR`; the result, whatever its exit status."""
+        return subprocess.run(
+            [sys.executable, "-m", "moorage", *args, "--data-dir", str(self.data_dir)],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.environment,
+            timeout=120,
+        )
+
+    def create_account(self, name: str, namespaces: tuple[str, ...] = ()) -> tuple[str, str]:
+        """An activated account owning `namespaces`; returns (name, registry password)."""
+        registry_password = f"registry-{name}-secret"
+        for args, stdin in [
+            (("user", "create", name), f"account-{name}-secret\n"),
+            (("user", "activate", name), f"{registry_password}\n"),
+            *[(("namespace", "create", space, "--owner", name), None) for space in namespaces],
+        ]:
+            result = self.cli(*args, stdin=stdin)
+            assert result.returncode == 0, result.stderr
+        return name, registry_password
+
     def start(self) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
-        environment = {**os.environ, "MOORAGE_LOG_LEVEL": "debug", **self.env}
+        environment = self.environment
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -109,6 +142,7 @@ class RunningServer:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One moorage server shared by the whole session; tests use their own repositories."""
     running = RunningServer(tmp_path_factory.mktemp("moorage") / "data")
+    running.username, running.password = running.create_account("tester", ("test",))
     running.start()
     yield running
     running.stop()
@@ -119,6 +153,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def own_server(tmp_path: Path) -> Iterator[RunningServer]:
     """A moorage server for one test, which may restart or kill it."""
     running = RunningServer(tmp_path / "data")
+    running.username, running.password = running.create_account("tester", ("test",))
     running.start()
     yield running
     running.stop()

@@ -15,22 +15,63 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+# The OCI error codes of distribution-spec v1.1; every error body must use one of them.
+SPEC_ERROR_CODES = frozenset(
+    {
+        "BLOB_UNKNOWN",
+        "BLOB_UPLOAD_INVALID",
+        "BLOB_UPLOAD_UNKNOWN",
+        "DIGEST_INVALID",
+        "MANIFEST_BLOB_UNKNOWN",
+        "MANIFEST_INVALID",
+        "MANIFEST_UNKNOWN",
+        "NAME_INVALID",
+        "NAME_UNKNOWN",
+        "SIZE_INVALID",
+        "UNAUTHORIZED",
+        "DENIED",
+        "UNSUPPORTED",
+        "TOOMANYREQUESTS",
+    }
+)
+
+
 def sha256(content: bytes) -> str:
     """The sha256 digest string of `content`."""
     return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
-def unique_repository(prefix: str = "test") -> str:
-    """A repository name no other test uses."""
-    return f"{prefix}/{uuid.uuid4().hex[:12]}"
+def sha512(content: bytes) -> str:
+    """The sha512 digest string of `content`."""
+    return "sha512:" + hashlib.sha512(content).hexdigest()
 
 
-def push_blob(client: httpx.Client, repository: str, content: bytes) -> str:
-    """Upload a blob monolithically (POST then PUT); return its digest."""
-    digest = sha256(content)
+# The namespace the test account owns on the `server` and `own_server` fixtures.
+TEST_NAMESPACE = "test"
+
+
+def unique_repository(prefix: str = "repo") -> str:
+    """A repository name in the test account's namespace that no other test uses."""
+    return f"{TEST_NAMESPACE}/{prefix}/{uuid.uuid4().hex[:12]}"
+
+
+def start_upload(client: httpx.Client, repository: str) -> str:
+    """Open an upload session; return its Location."""
     started = client.post(f"/v2/{repository}/blobs/uploads/")
     assert started.status_code == 202, started.text
-    done = client.put(started.headers["location"], params={"digest": digest}, content=content)
+    return started.headers["location"]
+
+
+def push_blob(client: httpx.Client, repository: str, content: bytes, digest: str = "") -> str:
+    """Upload a blob monolithically (POST then PUT); return its digest (sha256 unless given)."""
+    digest = digest or sha256(content)
+    done = client.put(start_upload(client, repository), params={"digest": digest}, content=content)
     assert done.status_code == 201, done.text
     return digest
 
@@ -86,3 +127,17 @@ def push_image(client: httpx.Client, repository: str, tag: str, layers: int = 2)
 def error_codes(response: httpx.Response) -> list[str]:
     """The OCI error codes in a response body."""
     return [error["code"] for error in response.json()["errors"]]
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    """Assert a spec error: this status, a JSON `{"errors": [...]}` body led by this code."""
+    assert response.status_code == status, (response.status_code, response.text)
+    if response.request.method == "HEAD":
+        assert response.content == b""
+        return
+    assert response.headers["content-type"] == "application/json"
+    errors = response.json()["errors"]
+    assert errors, response.text
+    assert all(error["code"] in SPEC_ERROR_CODES for error in errors), response.text
+    assert all(isinstance(error["message"], str) for error in errors), response.text
+    assert errors[0]["code"] == code, response.text

@@ -11,13 +11,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from moorage.auth.access import AllowEverything
-from moorage.content.blobs import BlobService
-from moorage.content.manifests import ManifestService
+from moorage.auth.token_endpoint import TOKEN_ROUTES, TokenService
 from moorage.content.uploads import UploadService
 from moorage.errors import MoorageError
 from moorage.log import get_logger
-from moorage.metadata.database import Database
 from moorage.middleware import AccessLogMiddleware
 from moorage.registry.context import RegistryContext
 from moorage.registry.errcodes import (
@@ -28,8 +25,8 @@ from moorage.registry.errcodes import (
     error_response,
 )
 from moorage.registry.routes import REGISTRY_ROUTES
+from moorage.services import build_services
 from moorage.settings import Settings
-from moorage.storage import create_blob_store
 
 log = get_logger(__name__)
 
@@ -39,29 +36,27 @@ UPLOAD_EXPIRY_INTERVAL_SECONDS = 600
 
 def create_app(settings: Settings) -> Starlette:
     """The whole registry as one ASGI app, built from `settings`."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.resolved_database_url)
-    store = create_blob_store(settings)
+    services = build_services(settings)
     registry = RegistryContext(
-        uploads=UploadService(database, store, settings.upload_expiry_seconds),
-        blobs=BlobService(database, store),
-        manifests=ManifestService(database),
-        access=AllowEverything(),
+        uploads=services.uploads,
+        blobs=services.blobs,
+        manifests=services.manifests,
+        access=services.access,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await database.migrate()
+        await services.start()
         expiry = asyncio.create_task(_expire_uploads_forever(registry.uploads))
         log.info("registry started", listen=settings.listen, data_dir=str(settings.data_dir))
         try:
             yield
         finally:
             expiry.cancel()
-            await database.close()
+            await services.close()
 
     app = Starlette(
-        routes=REGISTRY_ROUTES,
+        routes=[*REGISTRY_ROUTES, *TOKEN_ROUTES],
         lifespan=lifespan,
         exception_handlers={
             MoorageError: _domain_error,
@@ -71,7 +66,9 @@ def create_app(settings: Settings) -> Starlette:
         },
     )
     app.state.settings = settings
+    app.state.services = services
     app.state.registry = registry
+    app.state.token_service = TokenService(services.signer, services.login, services.policy)
     app.add_middleware(AccessLogMiddleware)
     return app
 

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
 
 from moorage.app import create_app
-from moorage.errors import ConfigurationError
+from moorage.errors import ConfigurationError, MoorageError
 from moorage.log import configure_logging
+from moorage.services import Services, build_services
 from moorage.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+user_app = typer.Typer(no_args_is_help=True, help="Accounts: create, activate, reset passwords.")
+namespace_app = typer.Typer(no_args_is_help=True, help="Namespaces: the first part of image names.")
+app.add_typer(user_app, name="user")
+app.add_typer(namespace_app, name="namespace")
+
+Result = TypeVar("Result")
 
 ConfigOption = Annotated[
     Path | None,
@@ -41,6 +51,37 @@ def _group() -> None:
     """moorage: a self-hosted private container image registry."""
 
 
+def run_with_services(
+    config: Path | None, data_dir: Path | None, action: Callable[[Services], Awaitable[Result]]
+) -> Result:
+    """Run `action` against the deployment's services; a refusal exits 1 with its message."""
+    settings = deployment_settings(config, data_dir)
+    configure_logging("warning", "console")
+
+    async def run() -> Result:
+        services = build_services(settings)
+        try:
+            await services.start()
+            return await action(services)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(run())
+    except MoorageError as exc:
+        typer.echo(f"moorage: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def read_secret(prompt: str) -> str:
+    """A password from standard input when it is piped, else asked for twice without echo."""
+    if not sys.stdin.isatty():
+        line: str = sys.stdin.readline()
+        return line.rstrip("\n")
+    secret: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    return secret
+
+
 @app.command()
 def serve(
     listen: Annotated[
@@ -49,9 +90,15 @@ def serve(
     ] = None,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="PEM certificate: serve HTTPS.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key.")] = None,
 ) -> None:
     """Run the registry."""
-    settings = deployment_settings(config, data_dir, listen=listen)
+    settings = deployment_settings(
+        config, data_dir, listen=listen, tls_cert=tls_cert, tls_key=tls_key
+    )
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
@@ -61,7 +108,90 @@ def serve(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
+
+
+@app.command()
+def migrate(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Bring the metadata database up to the newest schema."""
+
+    async def nothing_more(_services: Services) -> None:
+        return None
+
+    run_with_services(config, data_dir, nothing_more)
+    typer.echo("database is up to date")
+
+
+@user_app.command("create")
+def user_create(
+    name: str,
+    admin: Annotated[bool, typer.Option("--admin", help="May manage other accounts.")] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create an account; its password is read from standard input or asked for."""
+    password = read_secret("Account password")
+    run_with_services(config, data_dir, lambda s: s.accounts.create(name, password, admin))
+    typer.echo(f"account {name} created")
+
+
+@user_app.command("activate")
+def user_activate(name: str, data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Set (or reset) the registry password that `docker login` uses."""
+    password = read_secret("Registry password")
+    run_with_services(config, data_dir, lambda s: s.accounts.set_registry_password(name, password))
+    typer.echo(f"registry activated for {name}")
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    name: str, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """Set a new account password (console and management API)."""
+    password = read_secret("New account password")
+    run_with_services(config, data_dir, lambda s: s.accounts.set_account_password(name, password))
+    typer.echo(f"account password of {name} replaced")
+
+
+@user_app.command("list")
+def user_list(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """List accounts."""
+    for user in run_with_services(config, data_dir, lambda s: s.accounts.list()):
+        flags = ["admin"] if user.is_admin else []
+        flags.append("activated" if user.is_activated else "not activated")
+        typer.echo(f"{user.name}\t{', '.join(flags)}")
+
+
+OwnerOption = Annotated[str, typer.Option("--owner", help="The account that owns it.")]
+
+
+@namespace_app.command("create")
+def namespace_create(
+    name: str, owner: OwnerOption, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """Create a namespace for an account."""
+    run_with_services(config, data_dir, lambda s: s.namespaces.create(name, owner))
+    typer.echo(f"namespace {name} created for {owner}")
+
+
+@namespace_app.command("list")
+def namespace_list(
+    owner: OwnerOption, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """List an account's namespaces."""
+    for namespace in run_with_services(config, data_dir, lambda s: s.namespaces.list_owned(owner)):
+        typer.echo(f"{namespace.name}\t{namespace.repository_count} repositories")
+
+
+@namespace_app.command("delete")
+def namespace_delete(
+    name: str, owner: OwnerOption, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """Delete an empty namespace."""
+    run_with_services(config, data_dir, lambda s: s.namespaces.delete(name, owner))
+    typer.echo(f"namespace {name} deleted")
 
 
 def main() -> None:

@@ -9,17 +9,20 @@
     │   ├── ManifestInvalidError         a manifest is not valid JSON of a known kind, or too big
     │   ├── UploadInvalidError           an upload request is malformed
     │   ├── RangeInvalidError            a chunk does not start where the upload ends
-    │   └── UnsupportedError             the operation or media type is not supported
+    │   ├── UnsupportedError             the operation or media type is not supported
+    │   └── FieldInvalidError            a management API field is wrong (`detail` names it)
     ├── NotFoundError                the thing asked for does not exist (or is not the caller's)
     │   ├── NameUnknownError             no such repository
     │   ├── BlobUnknownError             no such blob in the repository
     │   ├── ManifestUnknownError         no such manifest or tag in the repository
     │   ├── ManifestBlobUnknownError     a manifest refers to a blob or manifest not present
-    │   └── UploadUnknownError           no such upload session, or it expired
+    │   ├── UploadUnknownError           no such upload session, or it expired
+    │   └── ResourceUnknownError         no such user, namespace or token (management API)
     ├── AccessError                  the caller may not do this: authenticate or ask for rights
     │   ├── UnauthorizedError            no or bad credentials
     │   ├── DeniedError                  authenticated, but not allowed (quotas included)
     │   └── TooManyRequestsError         rate limited: wait and retry
+    ├── ConflictError                what is stored forbids it: it exists already, or is not empty
     └── ConfigurationError           the operator's settings are wrong: fix them and restart
 
 Every class below is mapped to its OCI error code and HTTP status in exactly one table,
@@ -76,6 +79,14 @@ class UnsupportedError(InvalidInputError):
     """The operation or the media type is not supported."""
 
 
+class FieldInvalidError(InvalidInputError):
+    """A field of a management request is wrong; `detail` is `{"field": name}`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, {"field": field})
+        self.field = field
+
+
 class NotFoundError(MoorageError):
     """The thing asked for does not exist, or is not visible to the caller."""
 
@@ -100,16 +111,20 @@ class UploadUnknownError(NotFoundError):
     """No such upload session, or it expired."""
 
 
+class ResourceUnknownError(NotFoundError):
+    """No such user, namespace, token or other management resource."""
+
+
 class AccessError(MoorageError):
-    """The caller may not do this."""
-
-
-class UnauthorizedError(AccessError):
-    """No credentials, or bad ones; `challenge` is the WWW-Authenticate value to answer with."""
+    """The caller may not do this; `challenge` is the WWW-Authenticate value to answer with."""
 
     def __init__(self, message: str, challenge: str | None = None, detail: Any = None) -> None:
         super().__init__(message, detail)
         self.challenge = challenge
+
+
+class UnauthorizedError(AccessError):
+    """No credentials, or bad ones."""
 
 
 class DeniedError(AccessError):
@@ -122,6 +137,10 @@ class TooManyRequestsError(AccessError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ConflictError(MoorageError):
+    """What is stored forbids the request: the thing exists already, or is not empty."""
 
 
 class ConfigurationError(MoorageError):

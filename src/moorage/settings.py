@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,19 @@ class StorageSettings(BaseModel):
     path: Path | None = None
 
 
+class AuthSettings(BaseModel):
+    """Accounts and token authentication."""
+
+    # The `service` of the token auth spec: the audience of every token.
+    service: str = "moorage"
+    issuer: str = "moorage"
+    token_lifetime_seconds: int = Field(default=300, ge=60, le=3600)
+    allow_signup: bool = False
+    # Failed logins allowed per account, and per client address, in each window.
+    login_failures_per_window: int = Field(default=10, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+
+
 class Settings(BaseSettings):
     """Every setting of one moorage deployment."""
 
@@ -40,6 +53,12 @@ class Settings(BaseSettings):
     # The address clients use to reach the registry, for Location headers and the token realm.
     public_url: str | None = None
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    # The first admin, created on a start with an empty database.
+    admin_user: str | None = None
+    admin_password: SecretStr | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     upload_expiry_seconds: int = Field(default=24 * 3600, ge=60)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
@@ -58,6 +77,20 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"public_url must start with http:// or https://, got {value!r}")
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _check_tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        for path in (self.tls_cert, self.tls_key):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
+
+    @property
+    def token_key_path(self) -> Path:
+        """The private key that signs registry tokens, made on first start."""
+        return self.data_dir / "token-signing-key.pem"
 
     @property
     def listen_host(self) -> str:

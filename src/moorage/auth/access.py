@@ -30,6 +30,9 @@ class Principal:
     """The caller, as far as authentication established it; `name` is None when anonymous."""
 
     name: str | None
+    user_id: int | None = None
+    # The one namespace an access token is limited to, if it is.
+    namespace_limit: str | None = None
 
 
 ANONYMOUS = Principal(None)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from moorage.content.repositories import ensure_repository, find_repository_id, utc_now
+from moorage.clock import utc_now
+from moorage.content.repositories import ensure_repository, find_repository_id
 from moorage.errors import (
     DigestInvalidError,
     ManifestBlobUnknownError,
@@ -20,6 +21,7 @@ from moorage.metadata.database import Database
 from moorage.metadata.tables import (
     manifest_references,
     manifests,
+    namespaces,
     repositories,
     repository_blobs,
     tags,
@@ -139,9 +141,17 @@ class ManifestService:
             query = query.order_by(tags.c.name).limit(limit)
             return list((await connection.execute(query)).scalars())
 
-    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
-        """Repository names in lexical order after `last`, at most `limit` of them."""
-        query = select(repositories.c.name)
+    async def list_repositories(
+        self, limit: int | None, last: str | None, owner_id: int, namespace: str | None = None
+    ) -> list[str]:
+        """Names of the repositories in `owner_id`'s namespaces (or in one), after `last`."""
+        query = (
+            select(repositories.c.name)
+            .join(namespaces, namespaces.c.id == repositories.c.namespace_id)
+            .where(namespaces.c.owner_id == owner_id)
+        )
+        if namespace is not None:
+            query = query.where(namespaces.c.name == namespace)
         if last:
             query = query.where(repositories.c.name > last)
         query = query.order_by(repositories.c.name).limit(limit)

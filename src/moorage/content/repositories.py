@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from moorage.clock import utc_now
 from moorage.metadata.database import Database
-from moorage.metadata.tables import blobs, repositories, repository_blobs
+from moorage.metadata.tables import blobs, namespaces, repositories, repository_blobs
 from moorage.oci.digest import Digest
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
 
 
 async def find_repository_id(connection: AsyncConnection, name: str) -> int | None:
@@ -28,8 +22,10 @@ async def ensure_repository(database: Database, connection: AsyncConnection, nam
     existing = await find_repository_id(connection, name)
     if existing is not None:
         return existing
+    namespace_query = select(namespaces.c.id).where(namespaces.c.name == name.split("/", 1)[0])
+    namespace_id = (await connection.execute(namespace_query)).scalar_one_or_none()
     insert = database.insert_ignoring_duplicates(repositories).values(
-        name=name, created_at=utc_now()
+        name=name, namespace_id=namespace_id, created_at=utc_now()
     )
     await connection.execute(insert)
     created = await find_repository_id(connection, name)

@@ -12,11 +12,11 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
+from moorage.clock import utc_now
 from moorage.content.repositories import (
     ensure_repository,
     link_blob,
     linked_blob_size,
-    utc_now,
 )
 from moorage.errors import (
     DigestInvalidError,

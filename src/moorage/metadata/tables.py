@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -21,12 +22,63 @@ metadata = MetaData()
 # A digest is at most "sha512:" plus 128 hex characters.
 DIGEST_LENGTH = 140
 
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    # Set by activation; None means `docker login` is refused with how to activate.
+    Column("registry_password_hash", String(255), nullable=True),
+    # Raised by every registry password reset; refresh tokens carry the value they were made at.
+    Column("registry_password_generation", Integer, nullable=False, default=0),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+namespaces = Table(
+    "namespaces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(30), nullable=False, unique=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_namespaces_owner", "owner_id"),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    # "pull" or "pull,push".
+    Column("actions", String(32), nullable=False),
+    Column("namespace", String(30), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("user_id", "name", name="uq_access_tokens_user_name"),
+)
+
+# Failed logins per key ("account:NAME" or "address:IP") in fixed windows, for rate limiting.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
 repositories = Table(
     "repositories",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(255), nullable=False, unique=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id"), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_repositories_namespace", "namespace_id"),
 )
 
 blobs = Table(

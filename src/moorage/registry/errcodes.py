@@ -29,6 +29,7 @@ ERROR_CODES: dict[type[errors.MoorageError], ErrorCode] = {
     errors.UploadInvalidError: ErrorCode("BLOB_UPLOAD_INVALID", "blob upload invalid", 400),
     errors.RangeInvalidError: ErrorCode("BLOB_UPLOAD_INVALID", "range not satisfiable", 416),
     errors.UnsupportedError: ErrorCode("UNSUPPORTED", "the operation is unsupported", 415),
+    errors.FieldInvalidError: ErrorCode("INVALID_FIELD", "a field is invalid", 400),
     errors.InvalidInputError: ErrorCode("UNSUPPORTED", "invalid request", 400),
     errors.NameUnknownError: ErrorCode("NAME_UNKNOWN", "repository name not known", 404),
     errors.BlobUnknownError: ErrorCode("BLOB_UNKNOWN", "blob unknown to registry", 404),
@@ -37,11 +38,13 @@ ERROR_CODES: dict[type[errors.MoorageError], ErrorCode] = {
         "MANIFEST_BLOB_UNKNOWN", "manifest references a blob unknown to the repository", 400
     ),
     errors.UploadUnknownError: ErrorCode("BLOB_UPLOAD_UNKNOWN", "blob upload unknown", 404),
+    errors.ResourceUnknownError: ErrorCode("NOT_FOUND", "not found", 404),
     errors.NotFoundError: ErrorCode("NAME_UNKNOWN", "not found", 404),
     errors.UnauthorizedError: ErrorCode("UNAUTHORIZED", "authentication required", 401),
     errors.DeniedError: ErrorCode("DENIED", "requested access to the resource is denied", 403),
     errors.TooManyRequestsError: ErrorCode("TOOMANYREQUESTS", "too many requests", 429),
     errors.AccessError: ErrorCode("DENIED", "requested access to the resource is denied", 403),
+    errors.ConflictError: ErrorCode("CONFLICT", "conflicts with what is stored", 409),
 }
 
 INTERNAL_ERROR = ErrorCode("UNKNOWN", "internal server error", 500)
@@ -70,7 +73,7 @@ def error_response(exc: errors.MoorageError) -> Response:
     """The response for a domain exception: its code's status, the JSON body, auth headers."""
     code = error_code_for(exc)
     headers: dict[str, str] = {}
-    if isinstance(exc, errors.UnauthorizedError) and exc.challenge:
+    if isinstance(exc, errors.AccessError) and exc.challenge:
         headers["WWW-Authenticate"] = exc.challenge
     if isinstance(exc, errors.TooManyRequestsError):
         headers["Retry-After"] = str(exc.retry_after)

@@ -9,9 +9,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from moorage.content.uploads import Chunk, UploadStatus
-from moorage.errors import InvalidInputError, ManifestInvalidError, SizeInvalidError
+from moorage.errors import (
+    DigestInvalidError,
+    InvalidInputError,
+    ManifestInvalidError,
+    NameInvalidError,
+    SizeInvalidError,
+)
 from moorage.oci.digest import Digest
 from moorage.oci.ranges import parse_content_range, upload_range_header
+from moorage.oci.reference import validate_repository_name
 
 
 def repository_of(request: Request) -> str:
@@ -50,8 +57,23 @@ def digest_parameter(request: Request, name: str = "digest") -> Digest:
     """A required digest in the query string."""
     value = request.query_params.get(name)
     if value is None:
-        raise InvalidInputError(f"the query parameter {name!r} is required")
+        raise DigestInvalidError(f"the query parameter {name!r} is required")
     return Digest.parse(value)
+
+
+def mount_parameters(request: Request) -> tuple[Digest, str] | None:
+    """The blob and source repository of a cross-repository mount, if the POST asks for one.
+
+    Without `from`, or with a malformed digest or name, the spec says to fall back to a plain
+    upload rather than fail, so those give None.
+    """
+    mount, source = request.query_params.get("mount"), request.query_params.get("from")
+    if mount is None or source is None:
+        return None
+    try:
+        return Digest.parse(mount), validate_repository_name(source)
+    except (DigestInvalidError, NameInvalidError):
+        return None
 
 
 def page_size(request: Request) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from moorage.auth.access import Principal
 from moorage.oci.digest import Digest
 from moorage.oci.manifest import build_referrers_index
 from moorage.oci.media_types import OCI_INDEX
@@ -31,9 +32,14 @@ async def list_tags(request: Request) -> Response:
 async def catalog(request: Request) -> Response:
     """GET the repositories, sorted, a page at a time."""
     limit, last = page_size(request), request.query_params.get("last")
+    principal: Principal = request.state.principal
 
+    # Only what the caller may pull: the repositories of their own namespaces.
     names = await registry_of(request).manifests.list_repositories(
-        None if limit is None else limit + 1, last
+        None if limit is None else limit + 1,
+        last,
+        owner_id=principal.user_id or 0,
+        namespace=principal.namespace_limit,
     )
     return _page(request, {}, "repositories", names, limit)
 

@@ -6,14 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from moorage.auth.access import PULL, Scope
-from moorage.oci.digest import Digest
-from moorage.oci.reference import validate_repository_name
 from moorage.registry.context import registry_of
 from moorage.registry.http import (
     blob_created,
     chunk_of,
     digest_parameter,
     has_body,
+    mount_parameters,
     repository_of,
     upload_response,
 )
@@ -23,11 +22,10 @@ async def start_upload(request: Request) -> Response:
     """POST: mount from another repository, take a whole blob, or open a session."""
     repository = repository_of(request)
     registry = registry_of(request)
-    mount, source = request.query_params.get("mount"), request.query_params.get("from")
+    mount = mount_parameters(request)
 
-    if mount is not None and source is not None:
-        digest = Digest.parse(mount)
-        source = validate_repository_name(source)
+    if mount is not None:
+        digest, source = mount
         # Without pull rights on the source, the spec says to fall back to a plain upload.
         source_scope = Scope("repository", source, frozenset({PULL}))
         if (

@@ -1,0 +1,1 @@
+"""Users, activation, namespaces, access tokens and login rate limits: services, no HTTP."""

@@ -1,0 +1,195 @@
+"""The key that signs registry tokens, and the access and refresh tokens it signs (ES256 JWTs)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from moorage.auth.access import Scope
+
+ALGORITHM = "ES256"
+ACCESS_KIND = "access"
+REFRESH_KIND = "refresh"
+REFRESH_LIFETIME_SECONDS = 30 * 24 * 3600
+# Tolerated clock difference between replicas, in seconds.
+LEEWAY_SECONDS = 60
+
+
+class TokenInvalidError(Exception):
+    """A token is malformed, forged, expired, or of the wrong kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What a verified access token grants."""
+
+    subject: str
+    user_id: int
+    namespace_limit: str | None
+    access: dict[tuple[str, str], frozenset[str]]
+
+    def allows(self, scope: Scope) -> bool:
+        """Whether the token grants every action of `scope`."""
+        granted = self.access.get((scope.resource_type, scope.name), frozenset())
+        return "*" in granted or scope.actions <= granted
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshClaims:
+    """Who a verified refresh token stands for."""
+
+    subject: str
+    generation: int
+    token_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A signed access token and its timing."""
+
+    token: str
+    expires_in: int
+    issued_at: str
+
+
+def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The P-256 signing key at `path`, created (mode 0600) if there is none yet."""
+    if not path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            # link() fails if another process created the key first; then theirs is used.
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path} does not hold an EC private key")
+    return loaded
+
+
+def key_id(key: ec.EllipticCurvePrivateKey) -> str:
+    """The libtrust-style key id: 12 groups of 4 base32 characters of the public key's hash."""
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    encoded = base64.b32encode(hashlib.sha256(public).digest()[:30]).decode().rstrip("=")
+    return ":".join(encoded[index : index + 4] for index in range(0, 48, 4))
+
+
+class TokenSigner:
+    """Issues and verifies this deployment's access and refresh tokens."""
+
+    def __init__(
+        self, key: ec.EllipticCurvePrivateKey, issuer: str, service: str, lifetime: int
+    ) -> None:
+        self._key = key
+        self._public_key = key.public_key()
+        self._kid = key_id(key)
+        self.issuer = issuer
+        self.service = service
+        self.lifetime = lifetime
+
+    def issue_access(
+        self, subject: str, user_id: int, namespace_limit: str | None, access: list[Scope]
+    ) -> IssuedToken:
+        """An access token granting `access` to `subject`."""
+        now = int(time.time())
+        claims: dict[str, object] = {
+            **self._base_claims(subject, now, self.lifetime, ACCESS_KIND),
+            "uid": user_id,
+            "access": [
+                {"type": scope.resource_type, "name": scope.name, "actions": sorted(scope.actions)}
+                for scope in access
+            ],
+        }
+        if namespace_limit is not None:
+            claims["ns"] = namespace_limit
+        issued_at = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+        return IssuedToken(self._sign(claims), self.lifetime, issued_at)
+
+    def issue_refresh(self, subject: str, generation: int, token_id: str | None) -> str:
+        """A refresh token (docker's identity token), valid until the registry password changes."""
+        now = int(time.time())
+        claims: dict[str, object] = {
+            **self._base_claims(subject, now, REFRESH_LIFETIME_SECONDS, REFRESH_KIND),
+            "gen": generation,
+        }
+        if token_id is not None:
+            claims["tid"] = token_id
+        return self._sign(claims)
+
+    def verify_access(self, token: str) -> AccessClaims:
+        """The claims of a valid access token, or `TokenInvalidError`."""
+        claims = self._verify(token, ACCESS_KIND)
+        try:
+            access = {
+                (str(item["type"]), str(item["name"])): frozenset(map(str, item["actions"]))
+                for item in claims.get("access", [])
+            }
+            return AccessClaims(str(claims["sub"]), int(claims["uid"]), claims.get("ns"), access)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TokenInvalidError(f"malformed access claims: {exc}") from None
+
+    def verify_refresh(self, token: str) -> RefreshClaims:
+        """The claims of a valid refresh token, or `TokenInvalidError`."""
+        claims = self._verify(token, REFRESH_KIND)
+        try:
+            return RefreshClaims(str(claims["sub"]), int(claims["gen"]), claims.get("tid"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TokenInvalidError(f"malformed refresh claims: {exc}") from None
+
+    def _base_claims(self, subject: str, now: int, lifetime: int, kind: str) -> dict[str, object]:
+        return {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.service,
+            "iat": now,
+            "nbf": now - 1,
+            "exp": now + lifetime,
+            "jti": secrets.token_hex(16),
+            "kind": kind,
+        }
+
+    def _sign(self, claims: dict[str, object]) -> str:
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self._kid})
+
+    def _verify(self, token: str, kind: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._public_key,
+                algorithms=[ALGORITHM],
+                audience=self.service,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenInvalidError(str(exc)) from None
+        if claims.get("kind") != kind:
+            raise TokenInvalidError(f"not a {kind} token")
+        return claims

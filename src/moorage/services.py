@@ -1,0 +1,86 @@
+"""Every service of one deployment, built once from the settings; the app and the CLI share it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moorage.accounts.namespaces import NamespaceService
+from moorage.accounts.ratelimit import LoginRateLimiter
+from moorage.accounts.tokens import AccessTokenService
+from moorage.accounts.users import AccountService
+from moorage.auth.controller import TokenAccessController
+from moorage.auth.login import RegistryLogin
+from moorage.auth.policy import AccessPolicy
+from moorage.auth.signing import TokenSigner, load_or_create_key
+from moorage.content.blobs import BlobService
+from moorage.content.manifests import ManifestService
+from moorage.content.uploads import UploadService
+from moorage.metadata.database import Database
+from moorage.settings import Settings
+from moorage.storage import BlobStore, create_blob_store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The deployment's database, storage and services."""
+
+    settings: Settings
+    database: Database
+    store: BlobStore
+    uploads: UploadService
+    blobs: BlobService
+    manifests: ManifestService
+    accounts: AccountService
+    namespaces: NamespaceService
+    tokens: AccessTokenService
+    signer: TokenSigner
+    login: RegistryLogin
+    policy: AccessPolicy
+    access: TokenAccessController
+
+    async def start(self) -> None:
+        """Migrate the database and create the first admin if the settings name one."""
+        await self.database.migrate()
+        admin, password = self.settings.admin_user, self.settings.admin_password
+        if admin and password:
+            await self.accounts.ensure_first_admin(admin, password.get_secret_value())
+
+    async def close(self) -> None:
+        """Release the database connections."""
+        await self.database.close()
+
+
+def build_services(settings: Settings) -> Services:
+    """Wire every service of the deployment that `settings` describe."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url)
+    store = create_blob_store(settings)
+    accounts = AccountService(database)
+    namespaces = NamespaceService(database)
+    tokens = AccessTokenService(database)
+    limiter = LoginRateLimiter(
+        database, settings.auth.login_failures_per_window, settings.auth.login_window_seconds
+    )
+    signer = TokenSigner(
+        load_or_create_key(settings.token_key_path),
+        issuer=settings.auth.issuer,
+        service=settings.auth.service,
+        lifetime=settings.auth.token_lifetime_seconds,
+    )
+    login = RegistryLogin(accounts, tokens, limiter)
+    policy = AccessPolicy(namespaces)
+    return Services(
+        settings=settings,
+        database=database,
+        store=store,
+        uploads=UploadService(database, store, settings.upload_expiry_seconds),
+        blobs=BlobService(database, store),
+        manifests=ManifestService(database),
+        accounts=accounts,
+        namespaces=namespaces,
+        tokens=tokens,
+        signer=signer,
+        login=login,
+        policy=policy,
+        access=TokenAccessController(signer, login, policy, settings.public_url),
+    )
