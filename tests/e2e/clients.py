@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import oras.client
 
 if TYPE_CHECKING:
     from tests.conftest import RunningServer
@@ -257,6 +258,14 @@ class Containerd:
                     pass
             time.sleep(0.1)
         raise AssertionError("containerd did not start serving within 30 seconds")
+
+
+def oras_client(server: RunningServer) -> oras.client.OrasClient:
+    """oras-py over plain HTTP, with the server's credentials when it has accounts."""
+    client = oras.client.OrasClient(hostname=server.host, insecure=True)
+    if server.http_auth is not None:
+        client.auth.set_basic_auth(*server.http_auth)
+    return client
 
 
 def registry_manifest(client: httpx.Client, repository: str, reference: str) -> bytes:

@@ -170,6 +170,13 @@ class OciLayout:
         self._tag(descriptor(OCI_INDEX, index), tag)
         return index
 
+    def archive(self, destination: Path) -> Path:
+        """The layout as one tar (an OCI archive, as `ctr images import` reads it)."""
+        with tarfile.open(destination, "w") as archive:
+            for path in sorted(self.path.rglob("*")):
+                archive.add(path, arcname=str(path.relative_to(self.path)), recursive=False)
+        return destination
+
     def blob(self, digest: str) -> bytes:
         """The bytes of a stored blob."""
         return (self.path / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()

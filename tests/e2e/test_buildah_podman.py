@@ -51,7 +51,7 @@ def test_buildah_push_then_podman_pull(
     buildah("copy", container, str(context), "/data")
     buildah("config", "--cmd", "/data/hello.txt", "--label", "built-by=e2e", container)
     buildah("commit", container, "localhost/e2e-built:v1")
-    repository = unique_repository("e2e-buildah")
+    repository = unique_repository()
     reference = f"{server.host}/{repository}:v1"
 
     pushed = buildah.push("localhost/e2e-built:v1", reference)
@@ -86,7 +86,7 @@ def test_podman_push_then_buildah_pull(
         "FROM scratch\nCOPY hello.txt /etc/hello.txt\nCOPY bin /opt/bin\nCOPY deep /srv/deep\n"
     )
     podman("build", "--tag", "localhost/e2e-podman:v1", str(context))
-    repository = unique_repository("e2e-podman")
+    repository = unique_repository()
     reference = f"{server.host}/{repository}:v1"
 
     pushed = podman.push("localhost/e2e-podman:v1", reference)

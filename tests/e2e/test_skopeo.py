@@ -41,7 +41,7 @@ def test_multi_layer_image_goes_in_and_out_bit_identical(
     )
     source = OciLayout(tmp_path / "source").create()
     source.add_image(image, "v1")
-    repository = unique_repository("e2e-skopeo")
+    repository = unique_repository()
     remote = f"docker://{server.host}/{repository}:v1"
 
     skopeo.copy(f"oci:{source.path}:v1", remote)
@@ -63,7 +63,7 @@ def test_copy_between_repositories_mounts_the_layers(
     image = random_image(layers=3)
     source = OciLayout(tmp_path / "source").create()
     source.add_image(image, "v1")
-    first, second = unique_repository("e2e-skopeo"), unique_repository("e2e-skopeo")
+    first, second = unique_repository(), unique_repository()
     skopeo.copy(f"oci:{source.path}:v1", f"docker://{server.host}/{first}:v1")
 
     skopeo.copy(f"docker://{server.host}/{first}:v1", f"docker://{server.host}/{second}:v2")
@@ -100,7 +100,7 @@ def push_index(
 def test_multi_architecture_index_keeps_its_digest_in_and_out(
     server: RunningServer, client: httpx.Client, skopeo: Skopeo, tmp_path: Path
 ) -> None:
-    repository = unique_repository("e2e-skopeo")
+    repository = unique_repository()
     index, images = push_index(server, skopeo, tmp_path, repository)
 
     assert registry_manifest(client, repository, "multi") == index
@@ -125,7 +125,7 @@ def test_multi_architecture_index_keeps_its_digest_in_and_out(
 def test_one_platform_of_an_index_is_pulled_alone(
     server: RunningServer, skopeo: Skopeo, tmp_path: Path
 ) -> None:
-    repository = unique_repository("e2e-skopeo")
+    repository = unique_repository()
     _, (amd64, arm64) = push_index(server, skopeo, tmp_path, repository)
 
     pulled = OciLayout(tmp_path / "pulled")
