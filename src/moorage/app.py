@@ -10,7 +10,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Mount
 
+from moorage.api.app import create_api
 from moorage.auth.token_endpoint import TOKEN_ROUTES, TokenService
 from moorage.content.uploads import UploadService
 from moorage.errors import MoorageError
@@ -56,7 +58,7 @@ def create_app(settings: Settings) -> Starlette:
             await services.close()
 
     app = Starlette(
-        routes=[*REGISTRY_ROUTES, *TOKEN_ROUTES],
+        routes=[*REGISTRY_ROUTES, *TOKEN_ROUTES, Mount("/api/v1", create_api(services))],
         lifespan=lifespan,
         exception_handlers={
             MoorageError: _domain_error,

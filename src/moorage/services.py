@@ -13,6 +13,7 @@ from moorage.auth.login import RegistryLogin
 from moorage.auth.policy import AccessPolicy
 from moorage.auth.signing import TokenSigner, load_or_create_key
 from moorage.content.blobs import BlobService
+from moorage.content.catalog import RepositoryCatalog
 from moorage.content.manifests import ManifestService
 from moorage.content.uploads import UploadService
 from moorage.metadata.database import Database
@@ -33,6 +34,8 @@ class Services:
     accounts: AccountService
     namespaces: NamespaceService
     tokens: AccessTokenService
+    limiter: LoginRateLimiter
+    catalog: RepositoryCatalog
     signer: TokenSigner
     login: RegistryLogin
     policy: AccessPolicy
@@ -79,6 +82,8 @@ def build_services(settings: Settings) -> Services:
         accounts=accounts,
         namespaces=namespaces,
         tokens=tokens,
+        limiter=limiter,
+        catalog=RepositoryCatalog(database),
         signer=signer,
         login=login,
         policy=policy,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
     DateTime,
+    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -16,8 +19,22 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator
+
+from moorage.clock import as_utc
 
 metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored with its zone, and always read back timezone-aware in UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
 
 # A digest is at most "sha512:" plus 128 hex characters.
 DIGEST_LENGTH = 140
@@ -33,7 +50,7 @@ users = Table(
     # Raised by every registry password reset; refresh tokens carry the value they were made at.
     Column("registry_password_generation", Integer, nullable=False, default=0),
     Column("is_admin", Boolean, nullable=False, default=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 namespaces = Table(
@@ -42,7 +59,7 @@ namespaces = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(30), nullable=False, unique=True),
     Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Index("ix_namespaces_owner", "owner_id"),
 )
 
@@ -56,9 +73,9 @@ access_tokens = Table(
     # "pull" or "pull,push".
     Column("actions", String(32), nullable=False),
     Column("namespace", String(30), nullable=True),
-    Column("expires_at", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_used_at", UtcDateTime(), nullable=True),
     UniqueConstraint("user_id", "name", name="uq_access_tokens_user_name"),
 )
 
@@ -67,7 +84,7 @@ login_failures = Table(
     "login_failures",
     metadata,
     Column("key", String(128), primary_key=True),
-    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("window_start", UtcDateTime(), primary_key=True),
     Column("count", Integer, nullable=False),
 )
 
@@ -77,7 +94,7 @@ repositories = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("namespace_id", Integer, ForeignKey("namespaces.id"), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Index("ix_repositories_namespace", "namespace_id"),
 )
 
@@ -86,7 +103,7 @@ blobs = Table(
     metadata,
     Column("digest", String(DIGEST_LENGTH), primary_key=True),
     Column("size", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 # Which blobs a repository may serve: those pushed or mounted into it.
@@ -100,7 +117,7 @@ repository_blobs = Table(
         primary_key=True,
     ),
     Column("digest", String(DIGEST_LENGTH), ForeignKey("blobs.digest"), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 manifests = Table(
@@ -120,7 +137,7 @@ manifests = Table(
     Column("subject_digest", String(DIGEST_LENGTH), nullable=True),
     Column("size", BigInteger, nullable=False),
     Column("content", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )
@@ -156,7 +173,7 @@ tags = Table(
         ForeignKey("manifests.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_tags_manifest", "manifest_id"),
 )
 
@@ -166,6 +183,6 @@ upload_sessions = Table(
     Column("id", String(36), primary_key=True),
     Column("repository_name", String(255), nullable=False),
     Column("size", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False, index=True),
 )

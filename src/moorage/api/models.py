@@ -1,0 +1,129 @@
+"""Request and response bodies of the management API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class UserOut(BaseModel):
+    """An account as the API shows it: never a password."""
+
+    name: str
+    is_admin: bool
+    is_activated: bool
+
+
+class SignUp(BaseModel):
+    """A new account's name and account password."""
+
+    name: str
+    password: str
+
+
+class NewUser(SignUp):
+    """An account an admin creates."""
+
+    is_admin: bool = False
+
+
+class PasswordChange(BaseModel):
+    """The current account password and the new one."""
+
+    current_password: str
+    new_password: str
+
+
+class NewPassword(BaseModel):
+    """A password to set."""
+
+    password: str
+
+
+class Activation(BaseModel):
+    """The registry is active; how to log in to it."""
+
+    account: str
+    login_commands: list[str]
+
+
+class NewToken(BaseModel):
+    """An access token to create."""
+
+    name: str
+    scope: Literal["pull", "pull,push"] = "pull"
+    namespace: str | None = None
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    """An access token as listed."""
+
+    id: str
+    name: str
+    scope: str
+    namespace: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class CreatedToken(TokenOut):
+    """A new token, with its secret: shown this once."""
+
+    secret: str
+
+
+class NewNamespace(BaseModel):
+    """A namespace to create."""
+
+    name: str
+
+
+class NamespaceOut(BaseModel):
+    """A namespace and how much it holds."""
+
+    name: str
+    repository_count: int
+    created_at: datetime
+
+
+class NewRepository(BaseModel):
+    """A repository to create before its first push: the part after the namespace."""
+
+    name: str
+
+
+class RepositoryOut(BaseModel):
+    """A repository in a listing."""
+
+    name: str
+    tag_count: int
+    created_at: datetime
+
+
+class RepositoryPage(BaseModel):
+    """A page of repositories; `next_last` continues the listing."""
+
+    repositories: list[RepositoryOut]
+    next_last: str | None
+
+
+class TagOut(BaseModel):
+    """A tag, what it points at, and the command to pull it."""
+
+    name: str
+    digest: str
+    media_type: str
+    manifest_size: int
+    pushed_at: datetime
+    pull_command: str
+
+
+class TagPage(BaseModel):
+    """A page of tags; `next_last` continues the listing."""
+
+    tags: list[TagOut]
+    next_last: str | None
