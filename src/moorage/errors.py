@@ -6,7 +6,8 @@
     │   ├── ReferenceInvalidError        a tag or digest reference breaks the grammar
     │   ├── DigestInvalidError           a digest is malformed, unsupported or does not match
     │   ├── SizeInvalidError             a declared length does not match the content
-    │   ├── ManifestInvalidError         a manifest is not valid JSON of a known kind, or too big
+    │   ├── ManifestInvalidError         a manifest is not valid JSON of a known kind
+    │   │   └── ManifestTooLargeError        a manifest is over the size limit
     │   ├── UploadInvalidError           an upload request is malformed
     │   ├── RangeInvalidError            a chunk does not start where the upload ends
     │   ├── UnsupportedError             the operation or media type is not supported
@@ -65,6 +66,10 @@ class SizeInvalidError(InvalidInputError):
 
 class ManifestInvalidError(InvalidInputError):
     """A manifest is malformed, of an unknown kind, or too large."""
+
+
+class ManifestTooLargeError(ManifestInvalidError):
+    """A manifest is larger than the registry accepts."""
 
 
 class UploadInvalidError(InvalidInputError):

@@ -12,7 +12,6 @@ from moorage.content.repositories import ensure_repository, find_repository_id
 from moorage.errors import (
     DigestInvalidError,
     ManifestBlobUnknownError,
-    ManifestInvalidError,
     ManifestUnknownError,
     NameUnknownError,
 )
@@ -28,7 +27,6 @@ from moorage.metadata.tables import (
 )
 from moorage.oci.digest import Digest, digest_bytes
 from moorage.oci.manifest import (
-    MAX_MANIFEST_BYTES,
     Descriptor,
     ParsedManifest,
     parse_manifest,
@@ -68,10 +66,6 @@ class ManifestService:
         self, repository: str, reference: str | Digest, payload: bytes, content_type: str | None
     ) -> PutResult:
         """Store a manifest under a tag or its digest, once everything it references is here."""
-        if len(payload) > MAX_MANIFEST_BYTES:
-            raise ManifestInvalidError(
-                f"manifest is {len(payload)} bytes; the limit is {MAX_MANIFEST_BYTES} bytes"
-            )
         parsed = parse_manifest(payload, content_type)
         digest = _digest_for(reference, payload)
 

@@ -7,7 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from moorage.errors import DigestInvalidError, ManifestInvalidError, UnsupportedError
+from moorage.errors import (
+    DigestInvalidError,
+    ManifestInvalidError,
+    ManifestTooLargeError,
+    UnsupportedError,
+)
 from moorage.oci.digest import Digest
 from moorage.oci.media_types import (
     DOCKER_SCHEMA1_TYPES,
@@ -158,7 +163,7 @@ def build_referrers_index(descriptors: Sequence[Descriptor]) -> bytes:
 def _load(payload: bytes) -> dict[str, object]:
     """Decode the payload as a JSON object within the size limit."""
     if len(payload) > MAX_MANIFEST_BYTES:
-        raise ManifestInvalidError(f"manifest is {len(payload)} bytes; the limit is 4 MiB")
+        raise ManifestTooLargeError(f"manifest is {len(payload)} bytes; the limit is 4 MiB")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as error:

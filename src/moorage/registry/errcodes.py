@@ -26,6 +26,7 @@ ERROR_CODES: dict[type[errors.MoorageError], ErrorCode] = {
     errors.DigestInvalidError: ErrorCode("DIGEST_INVALID", "provided digest did not match", 400),
     errors.SizeInvalidError: ErrorCode("SIZE_INVALID", "provided length did not match", 400),
     errors.ManifestInvalidError: ErrorCode("MANIFEST_INVALID", "manifest invalid", 400),
+    errors.ManifestTooLargeError: ErrorCode("MANIFEST_INVALID", "manifest too large", 413),
     errors.UploadInvalidError: ErrorCode("BLOB_UPLOAD_INVALID", "blob upload invalid", 400),
     errors.RangeInvalidError: ErrorCode("BLOB_UPLOAD_INVALID", "range not satisfiable", 416),
     errors.UnsupportedError: ErrorCode("UNSUPPORTED", "the operation is unsupported", 415),

@@ -12,7 +12,7 @@ from moorage.content.uploads import Chunk, UploadStatus
 from moorage.errors import (
     DigestInvalidError,
     InvalidInputError,
-    ManifestInvalidError,
+    ManifestTooLargeError,
     NameInvalidError,
     SizeInvalidError,
 )
@@ -95,12 +95,12 @@ async def read_manifest_body(request: Request, limit: int) -> bytes:
     """The whole request body, refused as soon as it passes `limit` bytes."""
     declared = content_length(request)
     if declared is not None and declared > limit:
-        raise ManifestInvalidError(f"manifest is {declared} bytes; the limit is {limit} bytes")
+        raise ManifestTooLargeError(f"manifest is {declared} bytes; the limit is {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise ManifestInvalidError(f"manifest is over the limit of {limit} bytes")
+            raise ManifestTooLargeError(f"manifest is over the limit of {limit} bytes")
     return bytes(body)
 
 
