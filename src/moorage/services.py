@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moorage.accounts.namespaces import NamespaceService
+from moorage.accounts.quotas import QuotaService
 from moorage.accounts.ratelimit import LoginRateLimiter
 from moorage.accounts.tokens import AccessTokenService
 from moorage.accounts.users import AccountService
@@ -36,6 +37,7 @@ class Services:
     tokens: AccessTokenService
     limiter: LoginRateLimiter
     catalog: RepositoryCatalog
+    quotas: QuotaService
     signer: TokenSigner
     login: RegistryLogin
     policy: AccessPolicy
@@ -58,8 +60,9 @@ def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     store = create_blob_store(settings)
+    quotas = QuotaService(database, settings.quotas)
     accounts = AccountService(database)
-    namespaces = NamespaceService(database)
+    namespaces = NamespaceService(database, quotas)
     tokens = AccessTokenService(database)
     limiter = LoginRateLimiter(
         database, settings.auth.login_failures_per_window, settings.auth.login_window_seconds
@@ -76,14 +79,15 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         database=database,
         store=store,
-        uploads=UploadService(database, store, settings.upload_expiry_seconds),
+        uploads=UploadService(database, store, settings.upload_expiry_seconds, quotas),
         blobs=BlobService(database, store),
-        manifests=ManifestService(database),
+        manifests=ManifestService(database, quotas),
         accounts=accounts,
         namespaces=namespaces,
         tokens=tokens,
         limiter=limiter,
-        catalog=RepositoryCatalog(database),
+        catalog=RepositoryCatalog(database, quotas),
+        quotas=quotas,
         signer=signer,
         login=login,
         policy=policy,

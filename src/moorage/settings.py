@@ -37,6 +37,14 @@ class AuthSettings(BaseModel):
     login_window_seconds: int = Field(default=300, ge=1)
 
 
+class QuotaSettings(BaseModel):
+    """Default limits of every account; an operator can raise them per account."""
+
+    repositories_per_user: int = Field(default=500, ge=0, le=1_000_000)
+    tags_per_repository: int = Field(default=100, ge=0, le=1_000_000)
+    namespaces_per_user: int = Field(default=10, ge=0, le=1_000_000)
+
+
 class Settings(BaseSettings):
     """Every setting of one moorage deployment."""
 
@@ -54,6 +62,7 @@ class Settings(BaseSettings):
     public_url: str | None = None
     storage: StorageSettings = Field(default_factory=StorageSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     # The first admin, created on a start with an empty database.
     admin_user: str | None = None
     admin_password: SecretStr | None = None

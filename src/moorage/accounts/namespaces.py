@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from moorage.accounts.quotas import QuotaService
 from moorage.accounts.rules import validate_namespace_name
 from moorage.clock import utc_now
 from moorage.errors import ConflictError, ResourceUnknownError
@@ -30,8 +31,9 @@ class Namespace:
 class NamespaceService:
     """Creates, lists and deletes namespaces, and answers who owns one."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, quotas: QuotaService) -> None:
         self._database = database
+        self._quotas = quotas
 
     async def create(self, name: str, owner: str) -> Namespace:
         """A new, empty namespace owned by account `owner`."""
@@ -47,6 +49,7 @@ class NamespaceService:
             )
             if taken.first() is not None:
                 raise ConflictError(f"the namespace {name!r} is taken; choose another name")
+            await self._quotas.check_new_namespace(connection, owner_id)
             await connection.execute(
                 namespaces.insert().values(name=name, owner_id=owner_id, created_at=utc_now())
             )

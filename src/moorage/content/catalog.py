@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from moorage.accounts.quotas import QuotaService
 from moorage.content.repositories import ensure_repository, find_repository_id
 from moorage.errors import ConflictError, NameUnknownError
 from moorage.metadata.database import Database
@@ -37,8 +38,9 @@ class TagSummary:
 class RepositoryCatalog:
     """Lists a namespace's repositories and a repository's tags; creates empty repositories."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, quotas: QuotaService) -> None:
         self._database = database
+        self._quotas = quotas
 
     async def list_repositories(
         self, namespace: str, limit: int, last: str | None, search: str | None = None
@@ -99,7 +101,9 @@ class RepositoryCatalog:
         async with self._database.writing() as connection:
             if await find_repository_id(connection, repository) is not None:
                 raise ConflictError(f"repository {repository} exists already")
-            repository_id = await ensure_repository(self._database, connection, repository)
+            repository_id = await ensure_repository(
+                self._database, connection, repository, self._quotas
+            )
             query = select(repositories.c.created_at).where(repositories.c.id == repository_id)
             created_at = (await connection.execute(query)).scalar_one()
         return RepositorySummary(repository, 0, created_at)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
 from moorage.content.repositories import ensure_repository, find_repository_id
 from moorage.errors import (
@@ -59,8 +60,9 @@ class PutResult:
 class ManifestService:
     """Stores, serves and deletes manifests and tags."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, quotas: QuotaService) -> None:
         self._database = database
+        self._quotas = quotas
 
     async def put(
         self, repository: str, reference: str | Digest, payload: bytes, content_type: str | None
@@ -70,13 +72,15 @@ class ManifestService:
         digest = _digest_for(reference, payload)
 
         async with self._database.writing() as connection:
-            repository_id = await ensure_repository(self._database, connection, repository)
+            repository_id = await ensure_repository(
+                self._database, connection, repository, self._quotas
+            )
             await _check_references(connection, repository_id, parsed)
             manifest_id = await self._insert_manifest(
                 connection, repository_id, digest, parsed, payload
             )
             if isinstance(reference, str):
-                await self._set_tag(connection, repository_id, reference, manifest_id)
+                await self._set_tag(connection, repository_id, repository, reference, manifest_id)
         log.info("manifest stored", repository=repository, digest=str(digest), tag=reference)
         return PutResult(digest, parsed.subject.digest if parsed.subject else None)
 
@@ -215,20 +219,30 @@ class ManifestService:
         return manifest_id
 
     async def _set_tag(
-        self, connection: AsyncConnection, repository_id: int, tag: str, manifest_id: int
+        self,
+        connection: AsyncConnection,
+        repository_id: int,
+        repository: str,
+        tag: str,
+        manifest_id: int,
     ) -> None:
-        now = utc_now()
-        changed = await connection.execute(
+        """Point a tag at a manifest; only a new tag counts against the quota."""
+        retag = (
             tags.update()
             .where(tags.c.repository_id == repository_id, tags.c.name == tag)
-            .values(manifest_id=manifest_id, updated_at=now)
+            .values(manifest_id=manifest_id, updated_at=utc_now())
         )
-        if changed.rowcount == 0:
-            await connection.execute(
-                tags.insert().values(
-                    repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now
-                )
+        if (await connection.execute(retag)).rowcount:
+            return
+        await self._quotas.check_new_tag(connection, repository_id, repository)
+        inserted = await connection.execute(
+            self._database.insert_ignoring_duplicates(tags).values(
+                repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=utc_now()
             )
+        )
+        if not inserted.rowcount:
+            # A concurrent push created the same tag between our update and insert.
+            await connection.execute(retag)
 
 
 def _digest_for(reference: str | Digest, payload: bytes) -> Digest:

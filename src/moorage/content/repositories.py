@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
 from moorage.metadata.database import Database
 from moorage.metadata.tables import blobs, namespaces, repositories, repository_blobs
@@ -17,13 +18,16 @@ async def find_repository_id(connection: AsyncConnection, name: str) -> int | No
     return (await connection.execute(query)).scalar_one_or_none()
 
 
-async def ensure_repository(database: Database, connection: AsyncConnection, name: str) -> int:
-    """The id of repository `name`, created by this push if it is new."""
+async def ensure_repository(
+    database: Database, connection: AsyncConnection, name: str, quotas: QuotaService
+) -> int:
+    """The id of repository `name`, created by this push if it is new and within quota."""
     existing = await find_repository_id(connection, name)
     if existing is not None:
         return existing
     namespace_query = select(namespaces.c.id).where(namespaces.c.name == name.split("/", 1)[0])
     namespace_id = (await connection.execute(namespace_query)).scalar_one_or_none()
+    await quotas.check_new_repository(connection, namespace_id, name)
     insert = database.insert_ignoring_duplicates(repositories).values(
         name=name, namespace_id=namespace_id, created_at=utc_now()
     )

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
+from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
 from moorage.content.repositories import (
     ensure_repository,
@@ -79,15 +80,19 @@ class _HashCache:
 class UploadService:
     """Starts, extends, completes and cancels blob uploads."""
 
-    def __init__(self, database: Database, store: BlobStore, expiry_seconds: int) -> None:
+    def __init__(
+        self, database: Database, store: BlobStore, expiry_seconds: int, quotas: QuotaService
+    ) -> None:
         self._database = database
+        self._quotas = quotas
         self._store = store
         self._expiry = timedelta(seconds=expiry_seconds)
         self._hashes = _HashCache()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def start(self, repository: str) -> UploadStatus:
-        """Open a new, empty upload session."""
+        """Open a new, empty upload session; refused at once if the push could not land."""
+        await self._quotas.refuse_if_repository_would_exceed(repository)
         upload_id = str(uuid.uuid4())
         await self._store.create_upload(upload_id)
         now = utc_now()
@@ -131,7 +136,9 @@ class UploadService:
 
             await self._store.commit_upload(upload_id, digest)
             async with self._database.writing() as connection:
-                repository_id = await ensure_repository(self._database, connection, repository)
+                repository_id = await ensure_repository(
+                    self._database, connection, repository, self._quotas
+                )
                 await link_blob(self._database, connection, repository_id, digest, size)
                 await connection.execute(
                     delete(upload_sessions).where(upload_sessions.c.id == upload_id)
@@ -160,7 +167,9 @@ class UploadService:
             size = await linked_blob_size(connection, source, str(digest))
             if size is None:
                 return None
-            repository_id = await ensure_repository(self._database, connection, repository)
+            repository_id = await ensure_repository(
+                self._database, connection, repository, self._quotas
+            )
             await link_blob(self._database, connection, repository_id, digest, size)
         return size
 

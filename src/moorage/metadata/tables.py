@@ -88,6 +88,50 @@ login_failures = Table(
     Column("count", Integer, nullable=False),
 )
 
+# Limits an operator set for one account; a NULL column means the deployment's default.
+quota_overrides = Table(
+    "quota_overrides",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("repositories", Integer, nullable=True),
+    Column("tags_per_repository", Integer, nullable=True),
+    Column("namespaces", Integer, nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Every change of an account's limits: who, when, from what, to what.
+quota_changes = Table(
+    "quota_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("changed_by", String(64), nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+    Column("old_limits", String(255), nullable=False),
+    Column("new_limits", String(255), nullable=False),
+    Column("request_id", Integer, nullable=True),
+    Index("ix_quota_changes_user", "user_id"),
+)
+
+# Users asking for higher limits, and the administrators' answers.
+quota_requests = Table(
+    "quota_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("repositories", Integer, nullable=True),
+    Column("tags_per_repository", Integer, nullable=True),
+    Column("namespaces", Integer, nullable=True),
+    Column("reason", String(2000), nullable=False),
+    # pending, approved or rejected
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("decided_at", UtcDateTime(), nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("comment", String(2000), nullable=True),
+    Index("ix_quota_requests_status", "status"),
+)
+
 repositories = Table(
     "repositories",
     metadata,
