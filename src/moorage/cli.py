@@ -20,8 +20,10 @@ from moorage.settings import Settings, load_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 user_app = typer.Typer(no_args_is_help=True, help="Accounts: create, activate, reset passwords.")
 namespace_app = typer.Typer(no_args_is_help=True, help="Namespaces: the first part of image names.")
+quota_app = typer.Typer(no_args_is_help=True, help="Quotas: show, raise, verify.")
 app.add_typer(user_app, name="user")
 app.add_typer(namespace_app, name="namespace")
+app.add_typer(quota_app, name="quota")
 
 Result = TypeVar("Result")
 
@@ -192,6 +194,62 @@ def namespace_delete(
     """Delete an empty namespace."""
     run_with_services(config, data_dir, lambda s: s.namespaces.delete(name, owner))
     typer.echo(f"namespace {name} deleted")
+
+
+LimitOption = Annotated[int | None, typer.Option(min=0, max=1_000_000)]
+
+
+@quota_app.command("set")
+def quota_set(
+    user: str,
+    repositories: LimitOption = None,
+    tags_per_repository: LimitOption = None,
+    namespaces: LimitOption = None,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Override an account's limits; the change is recorded as made by the operator."""
+    wanted: dict[str, int | None] = {
+        name: value
+        for name, value in [
+            ("repositories", repositories),
+            ("tags_per_repository", tags_per_repository),
+            ("namespaces", namespaces),
+        ]
+        if value is not None
+    }
+    if not wanted:
+        typer.echo(
+            "moorage: give at least one of --repositories, --tags-per-repository, --namespaces",
+            err=True,
+        )
+        raise typer.Exit(2)
+    limits = run_with_services(
+        config, data_dir, lambda s: s.quotas.set_limits(user, wanted, changed_by="operator")
+    )
+    typer.echo(f"{user}: {limits.describe()}")
+
+
+@quota_app.command("show")
+def quota_show(user: str, data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """An account's limits and usage."""
+    usage = run_with_services(config, data_dir, lambda s: s.quotas.usage(user))
+    limits = usage.limits
+    typer.echo(f"repositories\t{usage.repositories}/{limits.repositories}")
+    typer.echo(f"namespaces\t{usage.namespaces}/{limits.namespaces}")
+    for repository, count in usage.tags.items():
+        typer.echo(f"tags {repository}\t{count}/{limits.tags_per_repository}")
+
+
+@quota_app.command("check")
+def quota_check(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Recount usage from what is stored; exit 1 if anything disagrees or is over a limit."""
+    problems = run_with_services(config, data_dir, lambda s: s.quotas.recount())
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("quota usage is consistent")
 
 
 def main() -> None:

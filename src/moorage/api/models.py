@@ -127,3 +127,63 @@ class TagPage(BaseModel):
 
     tags: list[TagOut]
     next_last: str | None
+
+
+LimitValue = Field(default=None, ge=0, le=1_000_000)
+
+
+class LimitsIn(BaseModel):
+    """Limits to set or ask for; a missing one stays as it is."""
+
+    repositories: int | None = LimitValue
+    tags_per_repository: int | None = LimitValue
+    namespaces: int | None = LimitValue
+
+    def wanted(self) -> dict[str, int | None]:
+        """Only the limits that were given."""
+        return self.model_dump(exclude_unset=True)
+
+
+class LimitsOut(BaseModel):
+    """An account's limits."""
+
+    repositories: int
+    tags_per_repository: int
+    namespaces: int
+
+
+class QuotaOut(BaseModel):
+    """What an account uses of its limits."""
+
+    account: str
+    limits: LimitsOut
+    repositories: int
+    namespaces: int
+    tags_per_repository: dict[str, int]
+
+
+class NewQuotaRequest(LimitsIn):
+    """A request for higher limits, for the caller's own account."""
+
+    reason: str
+    account: str | None = None
+
+
+class QuotaDecision(LimitsIn):
+    """An administrator's answer; an approval may grant other numbers than asked."""
+
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class QuotaRequestOut(BaseModel):
+    """A quota request and its answer."""
+
+    id: int
+    account: str
+    wanted: dict[str, int | None]
+    reason: str
+    status: str
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    comment: str | None
