@@ -108,10 +108,14 @@ class Skopeo:
             command += ["--dest-tls-verify=false", *self.server.creds_args("--dest-creds")]
         run([*command, source, destination], self.env)
 
+    def on_registry(self, subcommand: str, *arguments: str) -> str:
+        """A subcommand that only talks to the registry (inspect, list-tags, delete)."""
+        command = ["skopeo", "--policy", str(self.policy), subcommand, "--tls-verify=false"]
+        return run([*command, *self.server.creds_args(), *arguments], self.env)
+
     def inspect_raw(self, reference: str) -> bytes:
         """The manifest bytes `skopeo inspect --raw` fetches from the registry."""
-        command = ["skopeo", "inspect", "--raw", "--tls-verify=false"]
-        return run([*command, *self.server.creds_args(), reference], self.env).encode()
+        return self.on_registry("inspect", "--raw", reference).encode()
 
 
 class ContainerTool:

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-import oras.client
+import pytest
+from oras.client import OrasClient
+from oras.defaults import default_chunksize
 from oras.oci import Subject
 from tests.e2e.clients import oras_client, registry_manifest
 from tests.e2e.layout import OCI_INDEX, OCI_MANIFEST, sha256
@@ -51,9 +53,16 @@ def read_files(directory: Path) -> dict[str, bytes]:
 
 
 def push_bundle(
-    oras: oras.client.OrasClient, client: httpx.Client, target: str, work: Path
+    oras: OrasClient,
+    client: httpx.Client,
+    target: str,
+    work: Path,
+    chunk_size: int | None = None,
 ) -> Pushed:
-    """Push a file with its own media type, one with the default type, and a directory."""
+    """Push a file with its own media type, one with the default type, and a directory.
+
+    With `chunk_size`, each blob goes up in PATCH requests of that many bytes.
+    """
     files = {
         "readme.txt": b"an artifact pushed by oras-py\n",
         "model.bin": os.urandom(2 * 1024 * 1024),
@@ -73,6 +82,8 @@ def push_bundle(
         manifest_config=f"{work / 'config.json'}:{BUNDLE_TYPE}",
         manifest_annotations={"org.opencontainers.image.description": "e2e bundle"},
         disable_path_validation=True,
+        do_chunked=chunk_size is not None,
+        chunk_size=chunk_size or default_chunksize,
         quiet=True,
     )
 
@@ -85,7 +96,7 @@ def push_bundle(
 
 
 def attach_signature(
-    oras: oras.client.OrasClient, client: httpx.Client, target: str, subject: Pushed, work: Path
+    oras: OrasClient, client: httpx.Client, target: str, subject: Pushed, work: Path
 ) -> Pushed:
     """Push a signature artifact whose subject is `subject`, tagged `target`."""
     files = {"signature.json": b'{"signed": "' + subject.digest.encode() + b'"}'}
@@ -107,13 +118,14 @@ def attach_signature(
     return Pushed(files, digest, registry_manifest(client, repository, digest))
 
 
+@pytest.mark.parametrize("chunk_size", [None, 300 * 1024], ids=["monolithic", "chunked"])
 def test_artifact_goes_in_and_out_bit_identical(
-    server: RunningServer, client: httpx.Client, tmp_path: Path
+    server: RunningServer, client: httpx.Client, tmp_path: Path, chunk_size: int | None
 ) -> None:
     oras = oras_client(server)
     target = f"{server.host}/{unique_repository()}:v1"
 
-    bundle = push_bundle(oras, client, target, tmp_path)
+    bundle = push_bundle(oras, client, target, tmp_path, chunk_size)
 
     assert sha256(bundle.manifest) == bundle.digest
     assert oras.get_manifest(target) == json.loads(bundle.manifest)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 from tests.e2e.clients import Skopeo, access_log, registry_blob, registry_manifest
-from tests.e2e.layout import Image, OciLayout, build_image, random_files, random_image, sha256
+from tests.e2e.layout import (
+    DOCKER_MANIFEST,
+    Image,
+    OciLayout,
+    build_image,
+    random_files,
+    random_image,
+    sha256,
+)
 from tests.support import unique_repository
 
 if TYPE_CHECKING:
@@ -136,3 +146,78 @@ def test_one_platform_of_an_index_is_pulled_alone(
     assert pulled.tagged("arm")["digest"] == arm64.digest
     assert_layout_holds(pulled, arm64)
     assert not (pulled.path / "blobs" / "sha256" / amd64.digest.removeprefix("sha256:")).exists()
+
+
+def test_docker_schema2_image_goes_in_and_out_bit_identical(
+    server: RunningServer, client: httpx.Client, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    image = random_image(layers=2)
+    source = OciLayout(tmp_path / "source").create()
+    source.add_image(image, "v1")
+    repository = unique_repository()
+    remote = f"docker://{server.host}/{repository}:v1"
+
+    # The Docker media types, as docker and `podman push --format v2s2` send them.
+    skopeo.copy(f"oci:{source.path}:v1", remote, "--format", "v2s2")
+
+    response = client.get(f"/v2/{repository}/manifests/v1", headers={"Accept": DOCKER_MANIFEST})
+    assert response.headers["content-type"] == DOCKER_MANIFEST
+    manifest = response.content
+    assert response.headers["docker-content-digest"] == sha256(manifest)
+    named = json.loads(manifest)
+    assert [named["config"]["digest"]] + [layer["digest"] for layer in named["layers"]] == list(
+        image.blobs()
+    )
+
+    pulled = tmp_path / "pulled"
+    skopeo.copy(remote, f"dir:{pulled}")
+
+    assert (pulled / "manifest.json").read_bytes() == manifest
+    for digest, content in image.blobs().items():
+        assert (pulled / digest.removeprefix("sha256:")).read_bytes() == content
+
+
+def test_tags_are_listed_and_a_deleted_manifest_is_gone(
+    server: RunningServer, client: httpx.Client, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    image = random_image(layers=1)
+    source = OciLayout(tmp_path / "source").create()
+    source.add_image(image, "v1")
+    repository = unique_repository()
+    remote = f"docker://{server.host}/{repository}"
+    for tag in ("v1", "latest", "2.0"):
+        skopeo.copy(f"oci:{source.path}:v1", f"{remote}:{tag}")
+
+    listed = json.loads(skopeo.on_registry("list-tags", remote))
+
+    assert listed["Tags"] == ["2.0", "latest", "v1"]
+
+    skopeo.on_registry("delete", f"{remote}:v1")
+
+    assert client.get(f"/v2/{repository}/manifests/{image.digest}").status_code == 404
+    assert json.loads(skopeo.on_registry("list-tags", remote))["Tags"] == []
+
+
+def test_parallel_pushes_of_one_image_to_one_repository_all_land(
+    server: RunningServer, client: httpx.Client, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    # Several pipelines pushing the same layers at once race on every blob and link.
+    image = build_image([random_files(f"layer-{number}", 2, 32 * 1024) for number in range(10)])
+    source = OciLayout(tmp_path / "source").create()
+    source.add_image(image, "v1")
+    repository = unique_repository()
+    tags = [f"build-{number}" for number in range(4)]
+
+    with ThreadPoolExecutor(len(tags)) as pool:
+        copies = [
+            pool.submit(
+                skopeo.copy, f"oci:{source.path}:v1", f"docker://{server.host}/{repository}:{tag}"
+            )
+            for tag in tags
+        ]
+        for copy in copies:
+            copy.result()
+
+    for tag in tags:
+        assert registry_manifest(client, repository, tag) == image.manifest
+    assert_registry_holds(client, repository, image)
