@@ -3,8 +3,8 @@
 skopeo, buildah and podman get their own storage root, run root, temp dir, auth file and
 signature policy, so a test never reads or changes the machine's global container state.
 containerd runs as a daemon of the test's own, listening on a socket in the tmp dir.
-Credentials come from the server fixture (`creds_args`), which gives none while moorage has
-no accounts.
+Credentials always come from the server fixture (`creds_args`, `http_auth`), in the form each
+client takes them.
 """
 
 from __future__ import annotations
@@ -230,7 +230,11 @@ class Containerd:
             yield self
         finally:
             self.process.terminate()
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def ctr(self, *arguments: str) -> str:
         """Run `ctr` against this daemon, in the test namespace; its stdout."""
@@ -293,7 +297,7 @@ def access_log(server: RunningServer) -> list[dict[str, object]]:
     records = []
     for line in server.log_text().splitlines():
         if not line.startswith("{"):
-            continue  # uvicorn's own start-up lines are plain text
+            continue  # uvicorn's own lines are plain text
         record = json.loads(line)
         if record.get("logger_name") == "moorage.access":
             records.append(record)

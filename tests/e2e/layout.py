@@ -35,7 +35,7 @@ def descriptor(media_type: str, content: bytes, **extra: object) -> dict[str, ob
 
 
 def canonical_json(document: object) -> bytes:
-    """JSON bytes as the tests write them: compact, keys in order."""
+    """JSON bytes as the tests write them: compact, keys sorted."""
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
 
