@@ -49,7 +49,7 @@ async def link_blob(
     )
     await connection.execute(
         database.insert_ignoring_duplicates(repository_blobs).values(
-            repository_id=repository_id, digest=str(digest), created_at=now
+            repository_id=repository_id, digest=str(digest), touched_at=now
         )
     )
 

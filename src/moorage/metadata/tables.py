@@ -136,9 +136,14 @@ repositories = Table(
     "repositories",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    # A deleted repository keeps its row, renamed out of the way, until its restore window ends.
     Column("name", String(255), nullable=False, unique=True),
     Column("namespace_id", Integer, ForeignKey("namespaces.id"), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("deleted_name", String(255), nullable=True),
+    Column("deleted_namespace_id", Integer, nullable=True),
+    Column("deleted_at", UtcDateTime(), nullable=True),
+    Column("deleted_by", String(64), nullable=True),
     Index("ix_repositories_namespace", "namespace_id"),
 )
 
@@ -161,7 +166,9 @@ repository_blobs = Table(
         primary_key=True,
     ),
     Column("digest", String(DIGEST_LENGTH), ForeignKey("blobs.digest"), primary_key=True),
-    Column("created_at", UtcDateTime(), nullable=False),
+    # Refreshed whenever the blob is pushed or looked up: garbage collection spares links
+    # touched within its grace period, so a push in progress keeps its blobs.
+    Column("touched_at", UtcDateTime(), nullable=False),
 )
 
 manifests = Table(
@@ -182,6 +189,8 @@ manifests = Table(
     Column("size", BigInteger, nullable=False),
     Column("content", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Deleted by digest: invisible, restorable through its deleted tags until purged.
+    Column("deleted_at", UtcDateTime(), nullable=True),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )
@@ -219,6 +228,30 @@ tags = Table(
     ),
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_tags_manifest", "manifest_id"),
+)
+
+# Tags deleted within the restore window: what they pointed at, and who deleted them.
+deleted_tags = Table(
+    "deleted_tags",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String(128), nullable=False),
+    Column(
+        "manifest_id",
+        Integer,
+        ForeignKey("manifests.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("deleted_at", UtcDateTime(), nullable=False),
+    Column("deleted_by", String(64), nullable=True),
+    Index("ix_deleted_tags_repository", "repository_id"),
+    Index("ix_deleted_tags_manifest", "manifest_id"),
 )
 
 upload_sessions = Table(
