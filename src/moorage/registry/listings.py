@@ -63,5 +63,7 @@ def _page(
     headers = {}
     if limit is not None and len(names) > limit:
         names = names[:limit]
-        headers["Link"] = next_page_link(request.url.path, limit, names[-1])
+        # n=0 asks for an empty page, which the spec says carries no Link.
+        if names:
+            headers["Link"] = next_page_link(request.url.path, limit, names[-1])
     return JSONResponse({**body, key: names}, headers=headers)
