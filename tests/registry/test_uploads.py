@@ -401,27 +401,30 @@ def test_eight_clients_pushing_the_same_blob_store_it_once(server: RunningServer
     assert not [name for name in upload_ids if list(server.data_dir.rglob(name))]
 
 
-@pytest.mark.parametrize("kill", [False, True], ids=["restart", "kill"])
-def test_upload_survives_a_server_restart(own_server: RunningServer, kill: bool) -> None:
+def test_upload_survives_a_restart_and_a_kill(own_server: RunningServer) -> None:
     repository, content = unique_repository(), os.urandom(300_000)
-    with httpx.Client(base_url=own_server.url, timeout=60, auth=own_server.http_auth) as before:
+    digest, location = sha256(content), ""
+
+    def session() -> httpx.Client:
+        return httpx.Client(base_url=own_server.url, timeout=60, auth=own_server.http_auth)
+
+    with session() as before:
         location = start_upload(before, repository)
-        patch_chunk(before, location, content[:100_000], 0)
-
-    if kill:
-        own_server.stop(kill=True)
-        own_server.start()
-    else:
-        own_server.restart()
-
-    with httpx.Client(base_url=own_server.url, timeout=60, auth=own_server.http_auth) as after:
-        status = after.get(location)
+        assert patch_chunk(before, location, content[:100_000], 0).status_code == 202
+    own_server.restart()
+    with session() as after_restart:
+        assert after_restart.get(location).headers["range"] == "0-99999"
+        chunk = patch_chunk(after_restart, location, content[100_000:200_000], 100_000)
+        assert chunk.status_code == 202
+    own_server.stop(kill=True)
+    own_server.start()
+    with session() as after_kill:
+        status = after_kill.get(location)
         assert status.status_code == 204
-        assert status.headers["range"] == "0-99999"
-        patch_chunk(after, location, content[100_000:200_000], 100_000)
-        done = after.put(location, params={"digest": sha256(content)}, content=content[200_000:])
+        assert status.headers["range"] == "0-199999"
+        done = after_kill.put(location, params={"digest": digest}, content=content[200_000:])
         assert done.status_code == 201
-        assert_stored(after, repository, content, sha256(content))
+        assert_stored(after_kill, repository, content, digest)
     assert "Traceback" not in own_server.log_text()
 
 
