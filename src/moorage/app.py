@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> Starlette:
         uploads=services.uploads,
         blobs=services.blobs,
         manifests=services.manifests,
+        deletion=services.deletion,
         access=services.access,
     )
 

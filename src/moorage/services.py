@@ -15,6 +15,7 @@ from moorage.auth.policy import AccessPolicy
 from moorage.auth.signing import TokenSigner, load_or_create_key
 from moorage.content.blobs import BlobService
 from moorage.content.catalog import RepositoryCatalog
+from moorage.content.deletion import DeletionService
 from moorage.content.manifests import ManifestService
 from moorage.content.uploads import UploadService
 from moorage.metadata.database import Database
@@ -38,6 +39,7 @@ class Services:
     limiter: LoginRateLimiter
     catalog: RepositoryCatalog
     quotas: QuotaService
+    deletion: DeletionService
     signer: TokenSigner
     login: RegistryLogin
     policy: AccessPolicy
@@ -88,6 +90,7 @@ def build_services(settings: Settings) -> Services:
         limiter=limiter,
         catalog=RepositoryCatalog(database, quotas),
         quotas=quotas,
+        deletion=DeletionService(database, quotas, settings.deleted_retention),
         signer=signer,
         login=login,
         policy=policy,

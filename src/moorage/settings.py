@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     upload_expiry_seconds: int = Field(default=24 * 3600, ge=60)
+    # How long deleted tags and repositories stay restorable; 0 deletes at once.
+    deleted_retention: timedelta = timedelta(days=7)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 

@@ -40,7 +40,11 @@ class BlobService:
             query = (
                 select(manifests.c.content)
                 .join(repositories, repositories.c.id == manifests.c.repository_id)
-                .where(repositories.c.name == repository, manifests.c.digest == str(digest))
+                .where(
+                    repositories.c.name == repository,
+                    manifests.c.digest == str(digest),
+                    manifests.c.deleted_at.is_(None),
+                )
             )
             content = (await connection.execute(query)).scalar_one_or_none()
         if content is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.accounts.quotas import QuotaService
@@ -90,7 +90,9 @@ class ManifestService:
             repositories, repositories.c.id == manifests.c.repository_id
         )
         if isinstance(reference, Digest):
-            query = query.where(manifests.c.digest == str(reference))
+            query = query.where(
+                manifests.c.digest == str(reference), manifests.c.deleted_at.is_(None)
+            )
         else:
             query = query.join(tags, tags.c.manifest_id == manifests.c.id).where(
                 tags.c.name == reference
@@ -103,29 +105,6 @@ class ManifestService:
                 f"manifest {reference} is unknown to repository {repository}"
             )
         return StoredManifest(row.digest, row.media_type, row.content)
-
-    async def delete(self, repository: str, reference: str | Digest) -> None:
-        """Delete a tag, or a manifest with every tag that points at it."""
-        async with self._database.writing() as connection:
-            repository_id = await find_repository_id(connection, repository)
-            if repository_id is None:
-                raise ManifestUnknownError(f"manifest {reference} is unknown")
-            if isinstance(reference, Digest):
-                deleted = await connection.execute(
-                    delete(manifests).where(
-                        manifests.c.repository_id == repository_id,
-                        manifests.c.digest == str(reference),
-                    )
-                )
-            else:
-                deleted = await connection.execute(
-                    delete(tags).where(
-                        tags.c.repository_id == repository_id, tags.c.name == reference
-                    )
-                )
-            if deleted.rowcount == 0:
-                raise ManifestUnknownError(f"manifest {reference} is unknown")
-        log.info("manifest deleted", repository=repository, reference=str(reference))
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str]:
         """Tag names in lexical order after `last`, at most `limit` of them."""
@@ -163,7 +142,11 @@ class ManifestService:
         query = (
             select(manifests.c.digest, manifests.c.size, manifests.c.content)
             .join(repositories, repositories.c.id == manifests.c.repository_id)
-            .where(repositories.c.name == repository, manifests.c.subject_digest == str(subject))
+            .where(
+                repositories.c.name == repository,
+                manifests.c.subject_digest == str(subject),
+                manifests.c.deleted_at.is_(None),
+            )
             .order_by(manifests.c.id)
         )
         if artifact_type is not None:
@@ -187,6 +170,10 @@ class ManifestService:
     ) -> int:
         existing = await _manifest_id(connection, repository_id, str(digest))
         if existing is not None:
+            # Pushing a manifest again brings it back if it had been deleted.
+            await connection.execute(
+                manifests.update().where(manifests.c.id == existing).values(deleted_at=None)
+            )
             return existing
         artifact_type = parsed.artifact_type or (
             parsed.config.media_type if parsed.config else None
@@ -281,7 +268,9 @@ async def _check_references(
     wanted_manifests = {str(descriptor.digest) for descriptor in parsed.manifest_references}
     if wanted_manifests:
         query = select(manifests.c.digest).where(
-            manifests.c.repository_id == repository_id, manifests.c.digest.in_(wanted_manifests)
+            manifests.c.repository_id == repository_id,
+            manifests.c.digest.in_(wanted_manifests),
+            manifests.c.deleted_at.is_(None),
         )
         missing = wanted_manifests - set((await connection.execute(query)).scalars())
         if missing:

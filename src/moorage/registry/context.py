@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from moorage.auth.access import AccessController
 from moorage.content.blobs import BlobService
+from moorage.content.deletion import DeletionService
 from moorage.content.manifests import ManifestService
 from moorage.content.uploads import UploadService
 
@@ -19,6 +20,7 @@ class RegistryContext:
     uploads: UploadService
     blobs: BlobService
     manifests: ManifestService
+    deletion: DeletionService
     access: AccessController
 
 

@@ -52,7 +52,11 @@ async def delete_manifest(request: Request) -> Response:
     repository = repository_of(request)
     reference = existing_reference(request.path_params["reference"])
 
-    await registry_of(request).manifests.delete(repository, reference)
+    deletion, deleted_by = registry_of(request).deletion, request.state.principal.name
+    if isinstance(reference, Digest):
+        await deletion.delete_manifest(repository, reference, deleted_by)
+    else:
+        await deletion.delete_tag(repository, reference, deleted_by)
     return Response(status_code=202)
 
 
