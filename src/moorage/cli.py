@@ -21,9 +21,15 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 user_app = typer.Typer(no_args_is_help=True, help="Accounts: create, activate, reset passwords.")
 namespace_app = typer.Typer(no_args_is_help=True, help="Namespaces: the first part of image names.")
 quota_app = typer.Typer(no_args_is_help=True, help="Quotas: show, raise, verify.")
+tag_app = typer.Typer(no_args_is_help=True, help="Tags: delete one.")
+repository_app = typer.Typer(no_args_is_help=True, help="Repositories: delete one with all tags.")
+deleted_app = typer.Typer(no_args_is_help=True, help="What was deleted and can be restored.")
 app.add_typer(user_app, name="user")
 app.add_typer(namespace_app, name="namespace")
 app.add_typer(quota_app, name="quota")
+app.add_typer(tag_app, name="tag")
+app.add_typer(repository_app, name="repository")
+app.add_typer(deleted_app, name="deleted")
 
 Result = TypeVar("Result")
 
@@ -250,6 +256,52 @@ def quota_check(data_dir: DataDirOption = None, config: ConfigOption = None) -> 
     if problems:
         raise typer.Exit(1)
     typer.echo("quota usage is consistent")
+
+
+OPERATOR = "operator"
+
+
+@tag_app.command("delete")
+def tag_delete(reference: str, data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Delete NAMESPACE/REPO:TAG; the image stays for its other tags."""
+    repository, colon, tag = reference.rpartition(":")
+    if not colon or "/" in tag:
+        typer.echo("moorage: give the tag as NAMESPACE/REPO:TAG", err=True)
+        raise typer.Exit(2)
+    run_with_services(config, data_dir, lambda s: s.deletion.delete_tag(repository, tag, OPERATOR))
+    typer.echo(f"deleted {reference}")
+
+
+@repository_app.command("delete")
+def repository_delete(
+    repository: str,
+    confirm: Annotated[str | None, typer.Option("--confirm", help="Repeat the name.")] = None,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Delete NAMESPACE/REPO and every tag in it (restorable for deleted_retention)."""
+    run_with_services(
+        config, data_dir, lambda s: s.deletion.delete_repository(repository, confirm, OPERATOR)
+    )
+    typer.echo(f"deleted {repository}")
+
+
+@deleted_app.command("list")
+def deleted_list(
+    namespace: str, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """What was deleted in NAMESPACE and can still be restored."""
+    for item in run_with_services(config, data_dir, lambda s: s.deletion.list_deleted(namespace)):
+        name = f"{item.repository}:{item.tag}" if item.tag else item.repository
+        until = item.restorable_until.isoformat(timespec="seconds")
+        typer.echo(f"{item.id}\t{name}\t{item.digest or '-'}\trestorable until {until}")
+
+
+@app.command()
+def restore(reference: str, data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Restore a deleted NAMESPACE/REPO or NAMESPACE/REPO:TAG with its exact digests."""
+    item = run_with_services(config, data_dir, lambda s: s.deletion.restore_reference(reference))
+    typer.echo(f"restored {reference}" + (f" at {item.digest}" if item.digest else ""))
 
 
 def main() -> None:

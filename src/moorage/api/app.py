@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from moorage.api import accounts, namespaces, quotas, tokens
+from moorage.api import accounts, deletion, namespaces, quotas, tokens
 from moorage.errors import FieldInvalidError, MoorageError
 from moorage.registry.errcodes import (
     METHOD_NOT_ALLOWED,
@@ -30,6 +30,7 @@ def create_api(services: Services) -> FastAPI:
     api.state.services = services
     api.include_router(accounts.router)
     api.include_router(tokens.router)
+    api.include_router(deletion.router)
     api.include_router(namespaces.router)
     api.include_router(quotas.router)
     api.add_exception_handler(MoorageError, _domain_error)

@@ -187,3 +187,16 @@ class QuotaRequestOut(BaseModel):
     decided_at: datetime | None
     decided_by: str | None
     comment: str | None
+
+
+class DeletedItemOut(BaseModel):
+    """Something deleted that can still be restored."""
+
+    id: str
+    kind: str
+    repository: str
+    tag: str | None
+    digest: str | None
+    deleted_at: datetime
+    deleted_by: str | None
+    restorable_until: datetime
