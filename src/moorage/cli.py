@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-import uvicorn
 
-from moorage.app import create_app
 from moorage.errors import ConfigurationError, MoorageError
 from moorage.log import configure_logging
 from moorage.services import Services, build_services
@@ -104,10 +102,15 @@ def serve(
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key.")] = None,
 ) -> None:
     """Run the registry."""
+    # Imported here: the web stack is slow to load and only `serve` needs it.
+    from moorage.app import create_app
+
     settings = deployment_settings(
         config, data_dir, listen=listen, tls_cert=tls_cert, tls_key=tls_key
     )
     configure_logging(settings.log_level, settings.log_format)
+    import uvicorn
+
     uvicorn.run(
         create_app(settings),
         host=settings.listen_host,
