@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from moorage.accounts.ratelimit import LoginRateLimiter
-from moorage.accounts.tokens import AccessTokenService, looks_like_access_token
-from moorage.accounts.users import AccountService
+from moorage.accounts.tokens import AccessTokenService, TokenLogin, looks_like_access_token
+from moorage.accounts.users import AccountService, User
 from moorage.auth.policy import Grantee
 from moorage.auth.signing import RefreshClaims
 from moorage.errors import ResourceUnknownError, UnauthorizedError
@@ -39,32 +39,30 @@ class RegistryLogin:
         if claims.generation != user.registry_password_generation:
             raise UnauthorizedError("the registry password changed; log in again")
         if claims.token_id is None:
-            return Grantee(user.id, user.name, user.registry_password_generation)
+            return _grantee(user, None)
         token = await self._tokens.find(claims.token_id)
         if token is None:
             raise UnauthorizedError("the access token of this login was revoked or expired")
-        return Grantee(
-            user.id,
-            user.name,
-            user.registry_password_generation,
-            token.actions,
-            token.namespace,
-            token.token_id,
-        )
+        return _grantee(user, token)
 
     async def _login(self, name: str, secret: str) -> Grantee:
         if looks_like_access_token(secret):
             token = await self._tokens.login(name, secret)
             if token is None:
                 raise UnauthorizedError("invalid username or access token")
-            user = await self._accounts.get(name)
-            return Grantee(
-                user.id,
-                user.name,
-                user.registry_password_generation,
-                token.actions,
-                token.namespace,
-                token.token_id,
-            )
-        user = await self._accounts.registry_login(name, secret)
+            return _grantee(await self._accounts.get(name), token)
+        return _grantee(await self._accounts.registry_login(name, secret), None)
+
+
+def _grantee(user: User, token: TokenLogin | None) -> Grantee:
+    """The caller: the account, narrowed by the access token it logged in with, if any."""
+    if token is None:
         return Grantee(user.id, user.name, user.registry_password_generation)
+    return Grantee(
+        user.id,
+        user.name,
+        user.registry_password_generation,
+        token.actions,
+        token.namespace,
+        token.token_id,
+    )
