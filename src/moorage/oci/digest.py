@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol, Self
 
 from moorage.errors import DigestInvalidError
+from moorage.oci.quoting import shown
 
 SUPPORTED_ALGORITHMS: Final[Mapping[str, int]] = {"sha256": 64, "sha512": 128}
 """The digest algorithms moorage accepts, each with the length of its hex encoding."""
@@ -16,14 +17,6 @@ SUPPORTED_ALGORITHMS: Final[Mapping[str, int]] = {"sha256": 64, "sha512": 128}
 _ALGORITHM = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
 _ENCODED = re.compile(r"[a-zA-Z0-9=_-]+")
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
-_SHOWN_MAX = 80
-
-
-def _shown(text: str) -> str:
-    """Quote text for an error message, cut short so a hostile value cannot flood a log."""
-    if len(text) > _SHOWN_MAX:
-        text = text[:_SHOWN_MAX] + "..."
-    return repr(text)
 
 
 def _check_supported(algorithm: str, encoded: str) -> None:
@@ -32,11 +25,11 @@ def _check_supported(algorithm: str, encoded: str) -> None:
     if length is None:
         supported = ", ".join(SUPPORTED_ALGORITHMS)
         raise DigestInvalidError(
-            f"digest algorithm {_shown(algorithm)} is not supported; use one of: {supported}"
+            f"digest algorithm {shown(algorithm)} is not supported; use one of: {supported}"
         )
     if _LOWER_HEX.fullmatch(encoded) is None:
         raise DigestInvalidError(
-            f"{algorithm} digest {_shown(encoded)} must be lower-case hexadecimal (0-9, a-f)"
+            f"{algorithm} digest {shown(encoded)} must be lower-case hexadecimal (0-9, a-f)"
         )
     if len(encoded) != length:
         raise DigestInvalidError(
@@ -63,16 +56,16 @@ class Digest:
         algorithm, separator, encoded = text.partition(":")
         if not separator:
             raise DigestInvalidError(
-                f"digest {_shown(text)} has no ':' between algorithm and encoded part"
+                f"digest {shown(text)} has no ':' between algorithm and encoded part"
             )
         if _ALGORITHM.fullmatch(algorithm) is None:
             raise DigestInvalidError(
-                f"digest algorithm {_shown(algorithm)} is malformed: expected lower-case letters"
+                f"digest algorithm {shown(algorithm)} is malformed: expected lower-case letters"
                 " and digits, optionally joined by '+', '.', '_' or '-'"
             )
         if _ENCODED.fullmatch(encoded) is None:
             raise DigestInvalidError(
-                f"digest encoded part {_shown(encoded)} is malformed: expected one or more of"
+                f"digest encoded part {shown(encoded)} is malformed: expected one or more of"
                 " a-z, A-Z, 0-9, '=', '_' and '-'"
             )
         return cls(algorithm, encoded)
@@ -105,7 +98,7 @@ def new_hasher(algorithm: str) -> Hasher:
     if algorithm not in SUPPORTED_ALGORITHMS:
         supported = ", ".join(SUPPORTED_ALGORITHMS)
         raise DigestInvalidError(
-            f"digest algorithm {_shown(algorithm)} is not supported; use one of: {supported}"
+            f"digest algorithm {shown(algorithm)} is not supported; use one of: {supported}"
         )
     return hashlib.new(algorithm)
 

@@ -24,18 +24,10 @@ from moorage.oci.media_types import (
     is_valid_media_type,
     media_type_essence,
 )
+from moorage.oci.quoting import shown
 
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
 """The largest manifest accepted, in bytes."""
-
-_SHOWN_MAX = 80
-
-
-def _shown(text: str) -> str:
-    """Quote text for an error message, cut short so a hostile value cannot flood a log."""
-    if len(text) > _SHOWN_MAX:
-        text = text[:_SHOWN_MAX] + "..."
-    return repr(text)
 
 
 @dataclass(frozen=True)
@@ -187,7 +179,7 @@ def _media_type(document: dict[str, object], content_type: str | None) -> str:
     header = media_type_essence(content_type) if content_type else ""
     if declared is not None and header and declared != header:
         raise ManifestInvalidError(
-            f"manifest mediaType {_shown(declared)} differs from Content-Type {_shown(header)}"
+            f"manifest mediaType {shown(declared)} differs from Content-Type {shown(header)}"
         )
     media_type = declared if declared is not None else header or None
     schema_version = document.get("schemaVersion")
@@ -195,12 +187,12 @@ def _media_type(document: dict[str, object], content_type: str | None) -> str:
         raise UnsupportedError("Docker schema 1 manifests are not supported")
     if not _is_int(schema_version, 2):
         raise ManifestInvalidError(
-            f"manifest schemaVersion must be 2; got {_shown(json.dumps(schema_version))}"
+            f"manifest schemaVersion must be 2; got {shown(json.dumps(schema_version))}"
         )
     if media_type is None:
         return _inferred_media_type(document)
     if media_type not in MANIFEST_MEDIA_TYPES:
-        raise ManifestInvalidError(f"manifest media type {_shown(media_type)} is not known")
+        raise ManifestInvalidError(f"manifest media type {shown(media_type)} is not known")
     return media_type
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from moorage.errors import RangeInvalidError
+from moorage.oci.quoting import shown
 
 # Nineteen digits reach past any real blob size and keep int() clear of its digit limit.
 _POSITION = r"[0-9]{1,19}"
@@ -13,14 +14,6 @@ _CONTENT_RANGE = re.compile(
     re.IGNORECASE,
 )
 _BYTE_RANGE = re.compile(rf"(?P<start>{_POSITION})?-(?P<end>{_POSITION})?")
-_SHOWN_MAX = 80
-
-
-def _shown(text: str) -> str:
-    """Quote text for an error message, cut short so a hostile value cannot flood a log."""
-    if len(text) > _SHOWN_MAX:
-        text = text[:_SHOWN_MAX] + "..."
-    return repr(text)
 
 
 def parse_content_range(header: str) -> tuple[int, int]:
@@ -28,16 +21,16 @@ def parse_content_range(header: str) -> tuple[int, int]:
     match = _CONTENT_RANGE.fullmatch(header.strip())
     if match is None:
         raise RangeInvalidError(
-            f"Content-Range {_shown(header)} is malformed: expected 'START-END' with"
+            f"Content-Range {shown(header)} is malformed: expected 'START-END' with"
             " non-negative whole numbers, optionally as 'bytes START-END/TOTAL'"
         )
     start, end = int(match["start"]), int(match["end"])
     if end < start:
-        raise RangeInvalidError(f"Content-Range {_shown(header)} ends before it starts")
+        raise RangeInvalidError(f"Content-Range {shown(header)} ends before it starts")
     total = match["total"]
     if total is not None and total != "*" and end >= int(total):
         raise RangeInvalidError(
-            f"Content-Range {_shown(header)} ends at or past its own total length"
+            f"Content-Range {shown(header)} ends at or past its own total length"
         )
     return start, end
 
@@ -52,7 +45,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if not unit and not equals:
         return None
     if not equals or not unit.strip():
-        raise RangeInvalidError(f"Range {_shown(header)} is malformed: expected 'bytes=...'")
+        raise RangeInvalidError(f"Range {shown(header)} is malformed: expected 'bytes=...'")
     if unit.strip().lower() != "bytes":
         return None
     if "," in ranges:
@@ -60,7 +53,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     match = _BYTE_RANGE.fullmatch(ranges.strip())
     if match is None or (match["start"] is None and match["end"] is None):
         raise RangeInvalidError(
-            f"Range {_shown(header)} is malformed: expected 'bytes=START-END',"
+            f"Range {shown(header)} is malformed: expected 'bytes=START-END',"
             " 'bytes=START-' or 'bytes=-SUFFIX'"
         )
     if match["start"] is None:
@@ -68,10 +61,10 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     start = int(match["start"])
     end = size - 1 if match["end"] is None else int(match["end"])
     if match["end"] is not None and end < start:
-        raise RangeInvalidError(f"Range {_shown(header)} ends before it starts")
+        raise RangeInvalidError(f"Range {shown(header)} ends before it starts")
     if start >= size:
         raise RangeInvalidError(
-            f"Range {_shown(header)} starts at or past the end of a {size}-byte blob"
+            f"Range {shown(header)} starts at or past the end of a {size}-byte blob"
         )
     return start, min(end, size - 1)
 
@@ -79,7 +72,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 def _suffix_range(header: str, suffix: int, size: int) -> tuple[int, int]:
     """Resolve `bytes=-SUFFIX`, the last `suffix` bytes, against a blob of `size` bytes."""
     if suffix == 0 or size == 0:
-        raise RangeInvalidError(f"Range {_shown(header)} asks for no bytes of a {size}-byte blob")
+        raise RangeInvalidError(f"Range {shown(header)} asks for no bytes of a {size}-byte blob")
     return max(size - suffix, 0), size - 1
 
 

@@ -7,6 +7,7 @@ from typing import Final
 
 from moorage.errors import NameInvalidError, ReferenceInvalidError
 from moorage.oci.digest import Digest
+from moorage.oci.quoting import shown
 
 REPOSITORY_NAME_MAX: Final = 255
 """The longest repository name accepted, in characters."""
@@ -21,18 +22,10 @@ TAG_MAX: Final = 128
 TAG_PATTERN: Final = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 """The OCI grammar of a tag; use with `fullmatch`."""
 
-_SHOWN_MAX = 80
 _COMPONENT_RULE = (
     "lower-case letters and digits, separated by '.', '_', '__' or a run of '-',"
     " starting and ending with a letter or digit"
 )
-
-
-def _shown(text: str) -> str:
-    """Quote text for an error message, cut short so a hostile value cannot flood a log."""
-    if len(text) > _SHOWN_MAX:
-        text = text[:_SHOWN_MAX] + "..."
-    return repr(text)
 
 
 def _name_fault(name: str) -> str:
@@ -43,7 +36,7 @@ def _name_fault(name: str) -> str:
         if not component:
             return f"path component {position} is empty (leading, trailing or doubled '/')"
         if _COMPONENT_PATTERN.fullmatch(component) is None:
-            return f"path component {_shown(component)} must be {_COMPONENT_RULE}"
+            return f"path component {shown(component)} must be {_COMPONENT_RULE}"
     return f"it must be path components of {_COMPONENT_RULE}, joined by '/'"
 
 
@@ -51,11 +44,11 @@ def validate_repository_name(name: str) -> str:
     """Return `name` if it is a valid repository name, else raise NameInvalidError."""
     if len(name) > REPOSITORY_NAME_MAX:
         raise NameInvalidError(
-            f"repository name {_shown(name)} is {len(name)} characters;"
+            f"repository name {shown(name)} is {len(name)} characters;"
             f" the limit is {REPOSITORY_NAME_MAX}"
         )
     if REPOSITORY_NAME_PATTERN.fullmatch(name) is None:
-        raise NameInvalidError(f"repository name {_shown(name)} is invalid: {_name_fault(name)}")
+        raise NameInvalidError(f"repository name {shown(name)} is invalid: {_name_fault(name)}")
     return name
 
 
@@ -63,11 +56,11 @@ def validate_tag(tag: str) -> str:
     """Return `tag` if it is a valid tag, else raise ReferenceInvalidError."""
     if len(tag) > TAG_MAX:
         raise ReferenceInvalidError(
-            f"tag {_shown(tag)} is {len(tag)} characters; the limit is {TAG_MAX}"
+            f"tag {shown(tag)} is {len(tag)} characters; the limit is {TAG_MAX}"
         )
     if TAG_PATTERN.fullmatch(tag) is None:
         raise ReferenceInvalidError(
-            f"tag {_shown(tag)} is invalid: it must start with a letter, digit or '_'"
+            f"tag {shown(tag)} is invalid: it must start with a letter, digit or '_'"
             " and continue with letters, digits, '.', '_' or '-'"
         )
     return tag
