@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.databases import SELECTED, database_environment, stop_cluster
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -31,6 +33,8 @@ class RunningServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # The metadata database of this server: SQLite in data_dir, or its own PostgreSQL one.
+    database_env: dict[str, str] = field(default_factory=database_environment)
     # The account tests act as; None while the registry has no accounts.
     username: str | None = None
     password: str | None = None
@@ -64,6 +68,7 @@ class RunningServer:
             **os.environ,
             "MOORAGE_LOG_LEVEL": "debug",
             "MOORAGE_AUTH__LOGIN_FAILURES_PER_WINDOW": "100000",
+            **self.database_env,
             **self.env,
         }
 
@@ -164,3 +169,15 @@ def client(server: RunningServer) -> Iterator[httpx.Client]:
     """An HTTP client pointed at the shared server."""
     with httpx.Client(base_url=server.url, timeout=60, auth=server.http_auth) as http:
         yield http
+
+
+@pytest.fixture(scope="session", autouse=True)
+def metadata_database() -> Iterator[str]:
+    """Which metadata database the session's servers use; stops PostgreSQL at the end."""
+    yield SELECTED
+    stop_cluster()
+
+
+def pytest_report_header() -> str:
+    """Say which metadata database the run uses."""
+    return f"moorage metadata database: {SELECTED}"

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from moorage.clock import as_utc
 
@@ -34,6 +34,11 @@ class UtcDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
+
+
+def bytewise_string(length: int) -> TypeEngine[str]:
+    """Text compared and sorted byte by byte (the spec's lexical order), on PostgreSQL too."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 # A digest is at most "sha512:" plus 128 hex characters.
@@ -137,7 +142,7 @@ repositories = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     # A deleted repository keeps its row, renamed out of the way, until its restore window ends.
-    Column("name", String(255), nullable=False, unique=True),
+    Column("name", bytewise_string(255), nullable=False, unique=True),
     Column("namespace_id", Integer, ForeignKey("namespaces.id"), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("deleted_name", String(255), nullable=True),
@@ -219,7 +224,7 @@ tags = Table(
         ForeignKey("repositories.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("name", String(128), primary_key=True),
+    Column("name", bytewise_string(128), primary_key=True),
     Column(
         "manifest_id",
         Integer,

@@ -11,6 +11,13 @@ revision = "0001"
 down_revision = None
 
 DIGEST = sa.String(140)
+
+
+def _bytewise(length: int) -> sa.types.TypeEngine:  # type: ignore[type-arg]
+    """Names sort by byte, as the spec's lexical order wants, on PostgreSQL too."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
 TIMESTAMP = sa.DateTime(timezone=True)
 
 
@@ -18,7 +25,7 @@ def upgrade() -> None:
     op.create_table(
         "repositories",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("name", sa.String(255), nullable=False, unique=True),
+        sa.Column("name", _bytewise(255), nullable=False, unique=True),
         sa.Column("created_at", TIMESTAMP, nullable=False),
     )
     op.create_table(
@@ -77,7 +84,7 @@ def upgrade() -> None:
             sa.ForeignKey("repositories.id", ondelete="CASCADE"),
             primary_key=True,
         ),
-        sa.Column("name", sa.String(128), primary_key=True),
+        sa.Column("name", _bytewise(128), primary_key=True),
         sa.Column(
             "manifest_id",
             sa.Integer,
