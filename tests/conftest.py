@@ -47,7 +47,7 @@ class RunningServer:
         return (self.username, self.password)
 
     def creds_args(self, flag: str = "--creds") -> list[str]:
-        """Command-line credentials for skopeo/podman/buildah/oras (`--creds`, `--dest-creds`...)."""
+        """Command-line credentials for skopeo, podman, buildah, oras (`--creds`, ...)."""
         if self.username is None or self.password is None:
             return []
         return [flag, f"{self.username}:{self.password}"]
