@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.databases import SELECTED, database_environment, stop_cluster
 
 
