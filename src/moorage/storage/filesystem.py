@@ -89,13 +89,16 @@ class FilesystemBlobStore:
 
     @staticmethod
     def _commit(source: Path, target: Path) -> None:
-        if target.exists():
-            source.unlink(missing_ok=True)
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with source.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(source, target)
+        try:
+            if target.exists():
+                source.unlink()
+                return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with source.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(source, target)
+        except FileNotFoundError:
+            raise UploadMissingError(source.name) from None
         _fsync_dir(target.parent)
 
     async def delete_upload(self, upload_id: str) -> None:
