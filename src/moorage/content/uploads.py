@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 import weakref
 from collections import OrderedDict
@@ -112,7 +113,7 @@ class UploadService:
 
     async def append(self, repository: str, upload_id: str, chunk: Chunk) -> UploadStatus:
         """Append one chunk, which must start where the upload ends."""
-        async with self._lock(upload_id):
+        async with self._lock(upload_id), _lost_is_unknown(upload_id):
             await self._load_session(repository, upload_id)
             size = await self._append(upload_id, chunk)
             await self._record_size(upload_id, size)
@@ -122,7 +123,7 @@ class UploadService:
         self, repository: str, upload_id: str, digest: Digest, chunk: Chunk | None
     ) -> int:
         """Append a last chunk, verify the whole upload against `digest`, store the blob."""
-        async with self._lock(upload_id):
+        async with self._lock(upload_id), _lost_is_unknown(upload_id):
             await self._load_session(repository, upload_id)
             size = (
                 await self._append(upload_id, chunk)
@@ -157,9 +158,10 @@ class UploadService:
             raise
 
     async def cancel(self, repository: str, upload_id: str) -> None:
-        """Drop an upload session and what it holds."""
-        await self._load_session(repository, upload_id)
-        await self._forget(upload_id)
+        """Drop an upload session and what it holds, once no request is writing to it."""
+        async with self._lock(upload_id):
+            await self._load_session(repository, upload_id)
+            await self._forget(upload_id)
 
     async def mount(self, repository: str, digest: Digest, source: str) -> int | None:
         """Link blob `digest` from repository `source`; its size, or None if source lacks it."""
@@ -260,6 +262,15 @@ class UploadService:
             await connection.execute(
                 delete(upload_sessions).where(upload_sessions.c.id == upload_id)
             )
+
+
+@contextlib.asynccontextmanager
+async def _lost_is_unknown(upload_id: str) -> AsyncIterator[None]:
+    """Storage that no longer holds the upload (it expired meanwhile) makes it unknown."""
+    try:
+        yield
+    except UploadMissingError:
+        raise UploadUnknownError(f"upload {upload_id} is gone") from None
 
 
 def _declared_length(chunk: Chunk, start: int) -> int | None:
