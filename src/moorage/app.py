@@ -14,6 +14,7 @@ from starlette.routing import Mount
 
 from moorage.api.app import create_api
 from moorage.auth.token_endpoint import TOKEN_ROUTES, TokenService
+from moorage.builds.worker import create_worker
 from moorage.content.uploads import UploadService
 from moorage.errors import MoorageError
 from moorage.log import get_logger
@@ -27,7 +28,7 @@ from moorage.registry.errcodes import (
     error_response,
 )
 from moorage.registry.routes import REGISTRY_ROUTES
-from moorage.services import build_services
+from moorage.services import Services, build_services
 from moorage.settings import Settings
 
 log = get_logger(__name__)
@@ -51,11 +52,15 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await services.start()
         expiry = asyncio.create_task(_expire_uploads_forever(registry.uploads))
+        builds = _start_build_worker(services)
         log.info("registry started", listen=settings.listen, data_dir=str(settings.data_dir))
         try:
             yield
         finally:
             expiry.cancel()
+            if builds is not None:
+                builds.cancel()
+                await asyncio.gather(builds, return_exceptions=True)
             await services.close()
 
     app = Starlette(
@@ -74,6 +79,13 @@ def create_app(settings: Settings) -> Starlette:
     app.state.token_service = TokenService(services.signer, services.login, services.policy)
     app.add_middleware(AccessLogMiddleware)
     return app
+
+
+def _start_build_worker(services: Services) -> asyncio.Task[None] | None:
+    """The in-process build worker, unless the settings leave builds to `moorage worker`."""
+    if not services.settings.builds.in_process_worker:
+        return None
+    return asyncio.create_task(create_worker(services).run_forever())
 
 
 async def _expire_uploads_forever(uploads: UploadService) -> None:

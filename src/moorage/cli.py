@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from moorage.errors import ConfigurationError, MoorageError
+from moorage.errors import ConfigurationError, MoorageError, ResourceUnknownError
 from moorage.log import configure_logging
 from moorage.services import Services, build_services
 from moorage.settings import Settings, load_settings
@@ -305,6 +305,179 @@ def restore(reference: str, data_dir: DataDirOption = None, config: ConfigOption
     """Restore a deleted NAMESPACE/REPO or NAMESPACE/REPO:TAG with its exact digests."""
     item = run_with_services(config, data_dir, lambda s: s.deletion.restore_reference(reference))
     typer.echo(f"restored {reference}" + (f" at {item.digest}" if item.digest else ""))
+
+
+build_app = typer.Typer(no_args_is_help=True, help="Image builds from git repositories.")
+build_rule_app = typer.Typer(no_args_is_help=True, help="Build rules: what to build, from where.")
+build_app.add_typer(build_rule_app, name="rule")
+app.add_typer(build_app, name="build")
+
+
+@build_rule_app.command("create")
+def build_rule_create(
+    repository: Annotated[str, typer.Argument(help="NAMESPACE/REPO to push the image to.")],
+    git: Annotated[str, typer.Option("--git", help="The git repository's URL.")],
+    ref: Annotated[str, typer.Option("--ref", help="Branch, tag, or a pattern such as v*.")],
+    dockerfile: Annotated[str, typer.Option(help="Relative to the repository root.")] = (
+        "Dockerfile"
+    ),
+    build_dir: Annotated[str, typer.Option(help="Relative to the repository root.")] = "./",
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Over {branch} {tag} {commit} {short_commit}.")
+    ] = None,
+    build_arg: Annotated[
+        list[str] | None, typer.Option("--build-arg", help="KEY=VALUE; repeat for more.")
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option(help="Git username; the token is read from standard input.")
+    ] = None,
+    ssh_key: Annotated[
+        Path | None, typer.Option("--ssh-key", help="File holding an SSH private key.")
+    ] = None,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a build rule owned by the namespace's owner; prints the rule's id."""
+    from moorage.builds.git import GitCredentials
+    from moorage.builds.rule_store import RuleSpec
+    from moorage.builds.rules import parse_build_arg
+
+    credentials = None
+    if username is not None:
+        credentials = GitCredentials(username=username, token=read_secret("Git token"))
+    elif ssh_key is not None:
+        credentials = GitCredentials(ssh_key=ssh_key.read_text())
+
+    async def create(services: Services) -> str:
+        spec = RuleSpec(
+            repository=repository,
+            git_url=git,
+            ref=ref,
+            dockerfile=dockerfile,
+            build_dir=build_dir,
+            tag_template=tag,
+            build_args=dict(parse_build_arg(item) for item in build_arg or []),
+        )
+        owner_id = await services.namespaces.owner_id(repository.split("/", 1)[0])
+        if owner_id is None:
+            raise ResourceUnknownError(f"no namespace for {repository!r}")
+        return (await services.build_rules.create(owner_id, spec, credentials)).id
+
+    typer.echo(run_with_services(config, data_dir, create))
+
+
+@build_rule_app.command("show")
+def build_rule_show(
+    rule_id: str, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """A rule's fields, and the path and secret of its webhook."""
+    from dataclasses import asdict
+
+    async def show(services: Services) -> list[str]:
+        rule = await services.build_rules.get(rule_id, None)
+        secret = await services.build_rules.webhook_secret(rule.id)
+        fields = [f"{name}\t{value}" for name, value in asdict(rule.spec).items()]
+        return [
+            f"id\t{rule.id}",
+            f"owner\t{rule.owner}",
+            *fields,
+            f"webhook\t/api/v1/hooks/builds/{rule.id}",
+            f"webhook_secret\t{secret}",
+        ]
+
+    for line in run_with_services(config, data_dir, show):
+        typer.echo(line)
+
+
+@build_app.command("run")
+def build_run(
+    rule_id: str,
+    ref: Annotated[str | None, typer.Option("--ref", help="Another branch or tag.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the end; log to stderr.")] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Queue a build; prints its id, and with --wait its final state, exiting 1 unless it worked."""
+    from moorage.builds.rules import validate_ref_pattern
+
+    async def run(services: Services) -> str:
+        rule = await services.build_rules.get(rule_id, None)
+        wanted = validate_ref_pattern(ref) if ref else None
+        build = await services.build_jobs.enqueue(rule, wanted, "manual")
+        typer.echo(build.id)
+        if not wait:
+            return build.state
+        await _print_log(services, build.id, err=True)
+        return (await services.build_jobs.get(build.id)).state
+
+    state = run_with_services(config, data_dir, run)
+    if wait:
+        typer.echo(state)
+        if state != "succeeded":
+            raise typer.Exit(1)
+
+
+@build_app.command("logs")
+def build_logs(
+    build_id: str,
+    follow: Annotated[bool, typer.Option("--follow", help="Wait for new lines.")] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """A build's log, one timestamped line each."""
+
+    async def show(services: Services) -> None:
+        await services.build_jobs.get(build_id)
+        if follow:
+            await _print_log(services, build_id, err=False)
+            return
+        for line in await services.build_logs.read(build_id):
+            typer.echo(f"{line.at.isoformat()} {line.line}")
+
+    run_with_services(config, data_dir, show)
+
+
+async def _print_log(services: Services, build_id: str, err: bool) -> None:
+    async def finished() -> bool:
+        return (await services.build_jobs.get(build_id)).finished
+
+    async for line in services.build_logs.follow(build_id, finished):
+        typer.echo(f"{line.at.isoformat()} {line.line}", err=err)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Builds at once (builds.max_concurrent).")
+    ] = None,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run a build worker beside the server, until interrupted."""
+    import signal
+
+    from moorage.builds.worker import create_worker
+
+    settings = deployment_settings(config, data_dir)
+    if concurrency is not None:
+        settings.builds.max_concurrent = concurrency
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        services = build_services(settings)
+        await services.start()
+        task = asyncio.create_task(create_worker(services).run_forever())
+        loop = asyncio.get_running_loop()
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await services.close()
+
+    asyncio.run(run())
 
 
 def main() -> None:

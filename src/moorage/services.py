@@ -13,6 +13,11 @@ from moorage.auth.controller import TokenAccessController
 from moorage.auth.login import RegistryLogin
 from moorage.auth.policy import AccessPolicy
 from moorage.auth.signing import TokenSigner, load_or_create_key
+from moorage.builds.jobs import BuildJobService
+from moorage.builds.logs import BuildLogService
+from moorage.builds.rule_store import BuildRuleService
+from moorage.builds.secrets import SecretBox, load_or_create_fernet_key
+from moorage.builds.webhooks import WebhookService
 from moorage.content.blobs import BlobService
 from moorage.content.catalog import RepositoryCatalog
 from moorage.content.deletion import DeletionService
@@ -44,6 +49,10 @@ class Services:
     login: RegistryLogin
     policy: AccessPolicy
     access: TokenAccessController
+    build_rules: BuildRuleService
+    build_jobs: BuildJobService
+    build_logs: BuildLogService
+    build_hooks: WebhookService
 
     async def start(self) -> None:
         """Migrate the database and create the first admin if the settings name one."""
@@ -76,6 +85,13 @@ def build_services(settings: Settings) -> Services:
         lifetime=settings.auth.token_lifetime_seconds,
     )
     login = RegistryLogin(accounts, tokens, limiter)
+    build_rules = BuildRuleService(
+        database,
+        namespaces,
+        SecretBox(load_or_create_fernet_key(settings.build_secrets_key_path)),
+        settings.builds.allow_file_urls,
+    )
+    build_jobs = BuildJobService(database)
     policy = AccessPolicy(namespaces)
     return Services(
         settings=settings,
@@ -95,4 +111,8 @@ def build_services(settings: Settings) -> Services:
         login=login,
         policy=policy,
         access=TokenAccessController(signer, login, policy, settings.public_url),
+        build_rules=build_rules,
+        build_jobs=build_jobs,
+        build_logs=BuildLogService(database),
+        build_hooks=WebhookService(build_rules, build_jobs),
     )

@@ -46,6 +46,26 @@ class QuotaSettings(BaseModel):
     namespaces_per_user: int = Field(default=10, ge=0, le=1_000_000)
 
 
+class BuildSettings(BaseModel):
+    """Image builds from source: which engine runs them, how many, for how long."""
+
+    # file:// repositories read the build host's disk: only for operators who want that.
+    allow_file_urls: bool = False
+    engine: Literal["buildah", "podman", "docker"] = "buildah"
+    timeout_seconds: int = Field(default=1800, ge=1, le=24 * 3600)
+    # Builds one worker runs at the same time.
+    max_concurrent: int = Field(default=1, ge=1, le=64)
+    # `moorage serve` runs one worker itself; `moorage worker` runs more beside it.
+    in_process_worker: bool = True
+    # Clones, contexts and image storage of running builds; defaults to `<data_dir>/builds`.
+    work_dir: Path | None = None
+    # How often a worker looks for queued builds, and proves it is alive.
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    # A running build whose worker has been silent this long is marked failed.
+    heartbeat_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+
 class Settings(BaseSettings):
     """Every setting of one moorage deployment."""
 
@@ -64,6 +84,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    builds: BuildSettings = Field(default_factory=BuildSettings)
     # The first admin, created on a start with an empty database.
     admin_user: str | None = None
     admin_password: SecretStr | None = None
@@ -103,6 +124,29 @@ class Settings(BaseSettings):
     def token_key_path(self) -> Path:
         """The private key that signs registry tokens, made on first start."""
         return self.data_dir / "token-signing-key.pem"
+
+    @property
+    def build_secrets_key_path(self) -> Path:
+        """The key that encrypts build credentials and webhook secrets, made on first start."""
+        return self.data_dir / "build-secrets.key"
+
+    @property
+    def build_work_dir(self) -> Path:
+        """Where workers keep the clones, contexts and image storage of running builds."""
+        return self.builds.work_dir or self.data_dir / "builds"
+
+    @property
+    def registry_url(self) -> str:
+        """The registry's own address, as a build worker on this host pushes to it."""
+        if self.public_url:
+            return self.public_url
+        host = self.listen_host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.listen_port}"
 
     @property
     def listen_host(self) -> str:

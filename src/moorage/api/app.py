@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from moorage.api import accounts, deletion, namespaces, quotas, tokens
+from moorage.api import accounts, builds, deletion, namespaces, quotas, tokens
 from moorage.errors import FieldInvalidError, MoorageError
 from moorage.registry.errcodes import (
     METHOD_NOT_ALLOWED,
@@ -33,6 +33,7 @@ def create_api(services: Services) -> FastAPI:
     api.include_router(deletion.router)
     api.include_router(namespaces.router)
     api.include_router(quotas.router)
+    api.include_router(builds.router)
     api.add_exception_handler(MoorageError, _domain_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(HTTPException, _http_error)

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from moorage.auth.access import Scope
+from moorage.auth.build_access import build_repository, looks_like_jwt, narrow_to_build
 from moorage.auth.controller import client_address
 from moorage.auth.credentials import BasicCredentials, parse_authorization
 from moorage.auth.login import RegistryLogin
@@ -36,6 +37,23 @@ class TokenService:
             if actions:
                 granted.append(Scope(scope.resource_type, scope.name, actions))
         return granted
+
+    async def build_access(
+        self, credentials: BasicCredentials, requested: list[Scope]
+    ) -> dict[str, object]:
+        """Tokens for a build worker: pull what the owner may, push to the build's repository."""
+        try:
+            claims = self.signer.verify_access(credentials.secret)
+        except TokenInvalidError:
+            claims = None
+        repository = build_repository(claims) if claims is not None else None
+        if claims is None or repository is None or claims.subject != credentials.name:
+            raise UnauthorizedError(
+                "the build credential is invalid or has expired", challenge=BASIC_CHALLENGE
+            )
+        grantee = Grantee(claims.user_id, claims.subject, generation=0)
+        granted = narrow_to_build(await self.granted(grantee, requested), repository)
+        return self.access_token(grantee, granted)
 
     def access_token(self, grantee: Grantee, scopes: list[Scope]) -> dict[str, object]:
         """The JSON fields of a token response."""
@@ -77,6 +95,8 @@ async def get_token(request: Request) -> Response:
             "send the account name and registry password (or an access token) with HTTP Basic",
             challenge=BASIC_CHALLENGE,
         )
+    if looks_like_jwt(credentials.secret):
+        return JSONResponse(await service.build_access(credentials, scopes))
 
     grantee = await service.login.login(
         credentials.name, credentials.secret, client_address(request)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -267,4 +268,68 @@ upload_sessions = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False, index=True),
+)
+
+# What to build from which git repository into which repository; secrets are encrypted.
+build_rules = Table(
+    "build_rules",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("git_url", String(2048), nullable=False),
+    # A branch or tag name, or a pattern such as `v*`.
+    Column("ref", String(255), nullable=False),
+    Column("dockerfile", String(1024), nullable=False),
+    Column("build_dir", String(1024), nullable=False),
+    # None: the branch or tag name, made a valid tag.
+    Column("tag_template", String(255), nullable=True),
+    # A JSON object of build arguments.
+    Column("build_args", Text, nullable=False),
+    # Fernet tokens: the git credentials (JSON), the webhook secret.
+    Column("credentials", LargeBinary, nullable=True),
+    Column("webhook_secret", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_build_rules_user", "user_id"),
+)
+
+# Build jobs: queued by a run or a webhook, claimed by one worker, finished in one state.
+builds = Table(
+    "builds",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("rule_id", String(32), ForeignKey("build_rules.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # The ref asked for (None: the rule's), and the full ref name it resolved to.
+    Column("ref", String(255), nullable=True),
+    Column("resolved_ref", String(255), nullable=True),
+    Column("trigger", String(16), nullable=False),
+    # queued, running, succeeded, failed, cancelled, timed_out.
+    Column("state", String(16), nullable=False),
+    Column("commit", String(64), nullable=True),
+    Column("image", String(512), nullable=True),
+    Column("image_digest", String(DIGEST_LENGTH), nullable=True),
+    Column("reason", String(1000), nullable=True),
+    Column("worker_id", String(64), nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=True),
+    Column("finished_at", UtcDateTime(), nullable=True),
+    # Refreshed by the worker while it runs the build; a stale one means the worker died.
+    Column("heartbeat_at", UtcDateTime(), nullable=True),
+    Index("ix_builds_state", "state", "created_at"),
+    Index("ix_builds_rule", "rule_id", "created_at"),
+    Index("ix_builds_user", "user_id", "created_at"),
+)
+
+# Every line a build printed, masked, in order.
+build_log_lines = Table(
+    "build_log_lines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("build_id", String(32), ForeignKey("builds.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("line", Text, nullable=False),
+    Index("ix_build_log_lines_build", "build_id", "id"),
 )

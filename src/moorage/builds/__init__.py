@@ -1,0 +1,1 @@
+"""Image builds from users' git repositories: rules, sources, contexts, engines, jobs, logs."""
