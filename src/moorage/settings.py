@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +15,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from moorage.errors import ConfigurationError
 
@@ -102,6 +106,39 @@ class Settings(BaseSettings):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"listen must be HOST:PORT, got {value!r}")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _check_data_dir(cls, value: Path) -> Path:
+        folder = value.absolute()
+        existing = next(path for path in (folder, *folder.parents) if path.exists())
+        if not existing.is_dir():
+            raise ValueError(f"data_dir {str(value)!r} cannot be a folder: {existing} is a file")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"data_dir {str(value)!r} cannot be written: {existing} is read-only")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        # The URL may hold a password, so the messages never repeat it.
+        if value is None:
+            return value
+        try:
+            # Builds the engine as the app will, without connecting: URL, dialect and driver.
+            create_async_engine(value)
+        except (ArgumentError, NoSuchModuleError):
+            raise ValueError("database_url is not a database URL that SQLAlchemy knows") from None
+        except ImportError as exc:
+            raise ValueError(
+                f"database_url needs a driver that is not installed: {exc.name}"
+            ) from None
+        except InvalidRequestError:
+            raise ValueError(
+                "database_url must name an async driver,"
+                " such as sqlite+aiosqlite:// or postgresql+psycopg://"
+            ) from None
         return value
 
     @field_validator("public_url")
@@ -194,6 +231,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         settings_cls = type("FileSettings", (Settings,), {"model_config": file_config})
     try:
         return settings_cls(**explicit)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"config file {config_file} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigurationError(f"config file {config_file} cannot be read: {exc}") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
