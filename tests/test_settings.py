@@ -191,45 +191,45 @@ def test_a_data_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
             load_settings(data_dir=data_dir)
 
 
-def serve(tmp_path: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    """Run `moorage serve` expecting it to stop at once; its result."""
+def serve(tmp_path: Path, *args: str, **variables: str) -> subprocess.Popen[str]:
+    """Start `moorage serve`, which these tests expect to stop at once."""
     environment = {
         **{key: value for key, value in os.environ.items() if not key.startswith("MOORAGE_")},
         **variables,
     }
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "moorage", "serve", *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=environment,
         cwd=tmp_path,
-        timeout=60,
     )
 
 
-@pytest.mark.parametrize(
-    ("args", "variables", "named"),
-    [
-        (["--listen", "bogus"], {}, "listen"),
-        ([], {"MOORAGE_STORAGE__DRIVER": "s3"}, "storage.driver"),
-        ([], {"MOORAGE_DATABASE_URL": "nonsense"}, "database_url"),
-        (["--data-dir", "occupied"], {}, "data_dir"),
-        (["--config", "broken.toml"], {}, "broken.toml"),
-        (["--config", "missing.toml"], {}, "missing.toml"),
-    ],
-)
-def test_serve_with_a_bad_value_exits_with_a_readable_message(
-    tmp_path: Path, args: list[str], variables: dict[str, str], named: str
-) -> None:
+BAD_STARTS: list[tuple[list[str], dict[str, str], str]] = [
+    (["--listen", "bogus"], {}, "listen"),
+    ([], {"MOORAGE_STORAGE__DRIVER": "s3"}, "storage.driver"),
+    ([], {"MOORAGE_DATABASE_URL": "nonsense"}, "database_url"),
+    (["--data-dir", "occupied"], {}, "data_dir"),
+    (["--config", "broken.toml"], {}, "broken.toml"),
+    (["--config", "missing.toml"], {}, "missing.toml"),
+]
+
+
+def test_serve_with_a_bad_value_exits_with_a_readable_message(tmp_path: Path) -> None:
     (tmp_path / "occupied").write_text("not a folder")
     (tmp_path / "broken.toml").write_text("[storage\n")
 
-    result = serve(tmp_path, *args, **variables)
+    # Started together: each one is mostly the interpreter loading moorage.
+    started = [(case, serve(tmp_path, *case[0], **case[1])) for case in BAD_STARTS]
 
-    assert result.returncode != 0
-    assert result.stderr.startswith("moorage: "), result.stderr
-    assert named in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    for (args, variables, named), process in started:
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode != 0, (args, variables)
+        assert stderr.startswith("moorage: "), (args, variables, stderr)
+        assert named in stderr, (args, variables, stderr)
+        assert "Traceback" not in stderr + stdout, (args, variables)
 
 
 def test_serve_on_a_busy_port_exits_with_a_readable_message(tmp_path: Path) -> None:
@@ -238,8 +238,9 @@ def test_serve_on_a_busy_port_exits_with_a_readable_message(tmp_path: Path) -> N
         busy.listen()
         address = f"127.0.0.1:{busy.getsockname()[1]}"
 
-        result = serve(tmp_path, "--listen", address, "--data-dir", "data")
+        process = serve(tmp_path, "--listen", address, "--data-dir", "data")
+        stdout, stderr = process.communicate(timeout=60)
 
-    assert result.returncode != 0
-    assert "address already in use" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    assert process.returncode != 0
+    assert "address already in use" in stderr
+    assert "Traceback" not in stderr + stdout
