@@ -78,6 +78,7 @@ class BuildOut(BaseModel):
     image: str | None
     image_digest: str | None
     reason: str | None
+    worker_id: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

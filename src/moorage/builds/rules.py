@@ -31,7 +31,7 @@ TAG_PREFIX: Final = "refs/tags/"
 
 _NETWORK_SCHEMES = ("https", "http", "ssh", "git")
 # `user@host:path`, git's short form of an ssh URL.
-_SCP_LIKE = re.compile(r"(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:(?!//)[^\s]+")
+_SCP_LIKE = re.compile(r"(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:(?!//|:)[^\s]+")
 _BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 # Characters git refuses in ref names, besides control characters and space.
