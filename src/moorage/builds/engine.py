@@ -69,6 +69,9 @@ def write_registry_files(job: EngineJob) -> dict[str, Path]:
 class BuildahEngine:
     """buildah with chroot isolation and vfs storage: no daemon, no kernel overlay needed."""
 
+    # TODO: rootless or VM isolation of RUN steps - under chroot a step runs with the worker's
+    # rights on the build host, so only repositories the operator trusts should be built.
+
     name = "buildah"
     program = "buildah"
 

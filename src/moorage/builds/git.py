@@ -78,6 +78,8 @@ class GitSource:
             # Submodules obey the same list: no file:// unless allowed, never ext::.
             GIT_ALLOW_PROTOCOL=":".join(protocols),
         )
+        # TODO: a known_hosts setting per rule - until then each build trusts the first SSH
+        # host key it sees, so an attacker on that first connection could pose as the host.
         known_hosts = home / "known_hosts"
         ssh = [
             "ssh",
