@@ -7,13 +7,12 @@ refreshes its heartbeat; any worker fails the jobs of one that went silent.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.engine import Row
 
 from moorage.builds.rule_store import BuildRule
@@ -145,6 +144,9 @@ class BuildJobService:
 
     async def claim(self, worker_id: str) -> Build | None:
         """The oldest queued build, now running on `worker_id`; None when nothing waits."""
+        # Idle polls only read: SQLite has one writer, and pushes need it more.
+        if not await self._any(builds.c.state == QUEUED):
+            return None
         async with self._database.writing() as connection:
             candidate = (
                 select(builds.c.id)
@@ -221,6 +223,8 @@ class BuildJobService:
         """Fail the running builds whose worker has not been heard of for `silent_for` seconds."""
         cutoff = utc_now() - timedelta(seconds=silent_for)
         stale = and_(builds.c.state == RUNNING, builds.c.heartbeat_at < cutoff)
+        if not await self._any(stale):
+            return []
         async with self._database.writing() as connection:
             found = [row.id for row in await connection.execute(select(builds.c.id).where(stale))]
             if not found:
@@ -249,10 +253,7 @@ class BuildJobService:
                 .values(state=FAILED, finished_at=utc_now(), reason=reason)
             )
 
-    async def wait_finished(self, build_id: str, poll_seconds: float = 0.5) -> Build:
-        """The build once it has reached its final state."""
-        while True:
-            build = await self.get(build_id)
-            if build.finished:
-                return build
-            await asyncio.sleep(poll_seconds)
+    async def _any(self, condition: ColumnElement[bool]) -> bool:
+        async with self._database.reading() as connection:
+            found = await connection.execute(select(builds.c.id).where(condition).limit(1))
+            return found.first() is not None

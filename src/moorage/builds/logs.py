@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from moorage.clock import utc_now
 from moorage.log import get_logger
@@ -84,12 +84,6 @@ class BuildLogService:
         )
         async with self._database.reading() as connection:
             return [LogLine(row.id, row.at, row.line) for row in await connection.execute(query)]
-
-    async def count(self, build_id: str) -> int:
-        """How many lines a build has stored."""
-        query = select(func.count()).where(build_log_lines.c.build_id == build_id)
-        async with self._database.reading() as connection:
-            return int((await connection.execute(query)).scalar_one())
 
     async def follow(
         self,
