@@ -15,6 +15,7 @@ from starlette.routing import Mount
 from moorage.api.app import create_api
 from moorage.auth.token_endpoint import TOKEN_ROUTES, TokenService
 from moorage.builds.worker import create_worker
+from moorage.console.app import create_console
 from moorage.content.uploads import UploadService
 from moorage.errors import MoorageError
 from moorage.log import get_logger
@@ -63,8 +64,14 @@ def create_app(settings: Settings) -> Starlette:
                 await asyncio.gather(builds, return_exceptions=True)
             await services.close()
 
+    console = create_console(services)
     app = Starlette(
-        routes=[*REGISTRY_ROUTES, *TOKEN_ROUTES, Mount("/api/v1", create_api(services))],
+        routes=[
+            *REGISTRY_ROUTES,
+            *TOKEN_ROUTES,
+            Mount("/api/v1", console.guard_api(create_api(services))),
+            console.mount(),
+        ],
         lifespan=lifespan,
         exception_handlers={
             MoorageError: _domain_error,
