@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 from anyio import to_thread
 
@@ -50,14 +51,18 @@ class FilesystemBlobStore:
             raise UploadMissingError(upload_id) from None
         try:
             await to_thread.run_sync(handle.seek, 0, os.SEEK_END)
-            buffer = bytearray()
+            # Pieces are handed to the writer thread as they came: joining them into one
+            # buffer first copied every byte twice and was most of the CPU an upload cost.
+            pending: list[bytes] = []
+            pending_bytes = 0
             async for chunk in chunks:
-                buffer += chunk
-                if len(buffer) >= IO_CHUNK_BYTES:
-                    await to_thread.run_sync(_write, handle, bytes(buffer), observer)
-                    buffer.clear()
-            if buffer:
-                await to_thread.run_sync(_write, handle, bytes(buffer), observer)
+                pending.append(chunk)
+                pending_bytes += len(chunk)
+                if pending_bytes >= IO_CHUNK_BYTES:
+                    await to_thread.run_sync(_write, handle, pending, observer)
+                    pending, pending_bytes = [], 0
+            if pending:
+                await to_thread.run_sync(_write, handle, pending, observer)
             return int(await to_thread.run_sync(handle.tell))
         finally:
             await to_thread.run_sync(handle.close)
@@ -140,10 +145,11 @@ class FilesystemBlobStore:
         await to_thread.run_sync(self._blob_path(digest).unlink, True)
 
 
-def _write(handle: object, content: bytes, observer: ChunkObserver | None) -> None:
-    handle.write(content)  # type: ignore[attr-defined]
-    if observer is not None:
-        observer(content)
+def _write(handle: BinaryIO, pieces: list[bytes], observer: ChunkObserver | None) -> None:
+    for piece in pieces:
+        handle.write(piece)
+        if observer is not None:
+            observer(piece)
 
 
 def _fsync_dir(path: Path) -> None:
