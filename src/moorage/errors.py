@@ -11,7 +11,8 @@
     │   ├── UploadInvalidError           an upload request is malformed
     │   ├── RangeInvalidError            a chunk does not start where the upload ends
     │   ├── UnsupportedError             the operation or media type is not supported
-    │   └── FieldInvalidError            a management API field is wrong (`detail` names it)
+    │   ├── FieldInvalidError            a management API field is wrong (`detail` names it)
+    │   └── ArchiveInvalidError          an imported archive is not a valid OCI image layout
     ├── NotFoundError                the thing asked for does not exist (or is not the caller's)
     │   ├── NameUnknownError             no such repository
     │   ├── BlobUnknownError             no such blob in the repository
@@ -90,6 +91,10 @@ class FieldInvalidError(InvalidInputError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message, {"field": field})
         self.field = field
+
+
+class ArchiveInvalidError(InvalidInputError):
+    """An archive to import is damaged, truncated, or not an OCI image layout."""
 
 
 class NotFoundError(MoorageError):

@@ -18,6 +18,7 @@ from moorage.builds.logs import BuildLogService
 from moorage.builds.rule_store import BuildRuleService
 from moorage.builds.secrets import SecretBox, load_or_create_fernet_key
 from moorage.builds.webhooks import WebhookService
+from moorage.content.archive import ArchiveService
 from moorage.content.blobs import BlobService
 from moorage.content.catalog import RepositoryCatalog
 from moorage.content.deletion import DeletionService
@@ -45,6 +46,7 @@ class Services:
     catalog: RepositoryCatalog
     quotas: QuotaService
     deletion: DeletionService
+    archives: ArchiveService
     signer: TokenSigner
     login: RegistryLogin
     policy: AccessPolicy
@@ -93,13 +95,14 @@ def build_services(settings: Settings) -> Services:
     )
     build_jobs = BuildJobService(database)
     policy = AccessPolicy(namespaces)
+    manifests = ManifestService(database, quotas)
     return Services(
         settings=settings,
         database=database,
         store=store,
         uploads=UploadService(database, store, settings.upload_expiry_seconds, quotas),
         blobs=BlobService(database, store),
-        manifests=ManifestService(database, quotas),
+        manifests=manifests,
         accounts=accounts,
         namespaces=namespaces,
         tokens=tokens,
@@ -107,6 +110,7 @@ def build_services(settings: Settings) -> Services:
         catalog=RepositoryCatalog(database, quotas),
         quotas=quotas,
         deletion=DeletionService(database, quotas, settings.deleted_retention),
+        archives=ArchiveService(database, store, manifests, quotas),
         signer=signer,
         login=login,
         policy=policy,

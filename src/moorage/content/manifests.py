@@ -75,14 +75,26 @@ class ManifestService:
             repository_id = await ensure_repository(
                 self._database, connection, repository, self._quotas
             )
-            await _check_references(connection, repository_id, parsed)
-            manifest_id = await self._insert_manifest(
-                connection, repository_id, digest, parsed, payload
+            await self._store(
+                connection, repository_id, repository, reference, digest, parsed, payload
             )
-            if isinstance(reference, str):
-                await self._set_tag(connection, repository_id, repository, reference, manifest_id)
         log.info("manifest stored", repository=repository, digest=str(digest), tag=reference)
         return PutResult(digest, parsed.subject.digest if parsed.subject else None)
+
+    async def put_in(
+        self,
+        connection: AsyncConnection,
+        repository_id: int,
+        repository: str,
+        digest: Digest,
+        payload: bytes,
+        content_type: str | None,
+        tag: str | None = None,
+    ) -> None:
+        """Store a manifest under `digest`, and tag it, in the caller's transaction."""
+        parsed = parse_manifest(payload, content_type)
+        _digest_for(digest, payload)
+        await self._store(connection, repository_id, repository, tag, digest, parsed, payload)
 
     async def get(self, repository: str, reference: str | Digest) -> StoredManifest:
         """The manifest a tag or digest names in the repository."""
@@ -159,6 +171,23 @@ class ManifestService:
             )
             for row in rows
         ]
+
+    async def _store(
+        self,
+        connection: AsyncConnection,
+        repository_id: int,
+        repository: str,
+        tag: str | Digest | None,
+        digest: Digest,
+        parsed: ParsedManifest,
+        payload: bytes,
+    ) -> None:
+        await _check_references(connection, repository_id, parsed)
+        manifest_id = await self._insert_manifest(
+            connection, repository_id, digest, parsed, payload
+        )
+        if isinstance(tag, str):
+            await self._set_tag(connection, repository_id, repository, tag, manifest_id)
 
     async def _insert_manifest(
         self,

@@ -31,6 +31,7 @@ ERROR_CODES: dict[type[errors.MoorageError], ErrorCode] = {
     errors.RangeInvalidError: ErrorCode("BLOB_UPLOAD_INVALID", "range not satisfiable", 416),
     errors.UnsupportedError: ErrorCode("UNSUPPORTED", "the operation is unsupported", 415),
     errors.FieldInvalidError: ErrorCode("INVALID_FIELD", "a field is invalid", 400),
+    errors.ArchiveInvalidError: ErrorCode("ARCHIVE_INVALID", "the archive is invalid", 400),
     errors.InvalidInputError: ErrorCode("UNSUPPORTED", "invalid request", 400),
     errors.NameUnknownError: ErrorCode("NAME_UNKNOWN", "repository name not known", 404),
     errors.BlobUnknownError: ErrorCode("BLOB_UNKNOWN", "blob unknown to registry", 404),
