@@ -16,6 +16,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 COOKIE_NAME = "moorage_session"
 # A session ends this long after sign-in, however busy it was.
+# TODO: no server-side record of sessions - signing out or changing the account password does
+# not end a copy of the session cookie taken before; it stays valid until this lifetime ends.
 SESSION_LIFETIME_SECONDS = 8 * 3600
 KEY_BYTES = 32
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from moorage.console.routes import accounts, admin, namespaces, quotas, repositories, tokens
+from moorage.console.routes import (
+    accounts,
+    admin,
+    builds,
+    namespaces,
+    quotas,
+    repositories,
+    tokens,
+)
 
 CONSOLE_ROUTES = [
     *accounts.ROUTES,
@@ -10,5 +18,6 @@ CONSOLE_ROUTES = [
     *repositories.ROUTES,
     *quotas.ROUTES,
     *tokens.ROUTES,
+    *builds.ROUTES,
     *admin.ROUTES,
 ]

@@ -57,29 +57,60 @@
     update();
   });
 
+  // A rule's webhook secret is never in the page: it is fetched and copied on request.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy-secret]");
+    if (!button) { return; }
+    fetch(button.dataset.copySecret, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("status " + response.status); }
+        return response.json();
+      })
+      .then(function (rule) { return copyText(rule.webhook_secret); })
+      .then(
+        function () { flash(button, "Copied"); },
+        function () { flash(button, "Could not copy"); }
+      );
+  });
+
   // Live build logs: follow the log while the build runs, then reload for the final state.
   var log = document.querySelector("[data-log-url]");
   if (log) {
     var stick = true;
+    var lastId = log.dataset.after;
     log.addEventListener("scroll", function () {
       stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
     });
-    var state = document.querySelector("[data-build-state]");
-    var source = new EventSource(log.dataset.logUrl);
-    source.addEventListener("line", function (event) {
-      log.appendChild(document.createTextNode(event.data + "\n"));
-      if (stick) { log.scrollTop = log.scrollHeight; }
-    });
-    source.addEventListener("end", function (event) {
-      source.close();
-      if (state) {
-        state.textContent = event.data.replace("_", " ");
-        state.className = "badge badge-" + event.data;
+    var finish = function (state) {
+      log.dataset.finished = state;
+      var badge = document.querySelector("[data-build-state]");
+      if (badge) {
+        badge.textContent = state.replace("_", " ");
+        badge.className = "badge badge-" + state;
       }
-      log.dataset.finished = event.data;
-    });
-    source.onerror = function () {
-      if (log.dataset.finished) { source.close(); }
+      var live = document.querySelector("[data-live]");
+      if (live) { live.remove(); }
+      // The duration, commit and digest are known now: show them.
+      window.setTimeout(function () { window.location.reload(); }, 800);
     };
+    var follow = function () {
+      var source = new EventSource(log.dataset.logUrl + "&after=" + encodeURIComponent(lastId));
+      source.onmessage = function (event) {
+        var entry = JSON.parse(event.data);
+        lastId = event.lastEventId || lastId;
+        log.appendChild(document.createTextNode(entry.line + "\n"));
+        if (stick) { log.scrollTop = log.scrollHeight; }
+      };
+      source.addEventListener("end", function (event) {
+        source.close();
+        finish(JSON.parse(event.data).state);
+      });
+      // Reconnect from the last line seen, not from where the page started.
+      source.onerror = function () {
+        source.close();
+        if (!log.dataset.finished) { window.setTimeout(follow, 1500); }
+      };
+    };
+    follow();
   }
 })();
