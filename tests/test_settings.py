@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,26 @@ def test_an_explicit_database_url_is_kept(monkeypatch: pytest.MonkeyPatch, url: 
 
 
 @pytest.mark.parametrize(
+    ("value", "retention"),
+    [
+        ("0", timedelta(0)),
+        ("3600", timedelta(hours=1)),
+        ("90s", timedelta(seconds=90)),
+        ("30m", timedelta(minutes=30)),
+        ("12h", timedelta(hours=12)),
+        ("7d", timedelta(days=7)),
+        ("P2D", timedelta(days=2)),
+    ],
+)
+def test_the_deleted_retention_is_read_as_a_duration(
+    monkeypatch: pytest.MonkeyPatch, value: str, retention: timedelta
+) -> None:
+    monkeypatch.setenv("MOORAGE_DELETED_RETENTION", value)
+
+    assert load_settings().deleted_retention == retention
+
+
+@pytest.mark.parametrize(
     ("variable", "value", "named"),
     [
         ("MOORAGE_LISTEN", "nonsense", "listen"),
@@ -127,6 +148,9 @@ def test_an_explicit_database_url_is_kept(monkeypatch: pytest.MonkeyPatch, url: 
         ("MOORAGE_DATABASE_URL", "nonsense", "database_url"),
         ("MOORAGE_DATABASE_URL", "nosuchdb://host/db", "database_url"),
         ("MOORAGE_DATABASE_URL", "sqlite:///sync.db", "database_url"),
+        ("MOORAGE_DELETED_RETENTION", "a week", "deleted_retention"),
+        ("MOORAGE_DELETED_RETENTION", "-1", "deleted_retention"),
+        ("MOORAGE_DELETED_RETENTION", "-P1D", "deleted_retention"),
     ],
 )
 def test_a_bad_variable_is_refused_by_name(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,10 @@ from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from moorage.errors import ConfigurationError
+
+# Durations as an operator writes them: 0, 3600 (seconds), 90s, 30m, 12h, 7d.
+_DURATION = re.compile(r"(\d{1,9})([smhd]?)")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class StorageSettings(BaseModel):
@@ -96,7 +101,7 @@ class Settings(BaseSettings):
     tls_key: Path | None = None
     upload_expiry_seconds: int = Field(default=24 * 3600, ge=60)
     # How long deleted tags and repositories stay restorable; 0 deletes at once.
-    deleted_retention: timedelta = timedelta(days=7)
+    deleted_retention: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
@@ -106,6 +111,20 @@ class Settings(BaseSettings):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"listen must be HOST:PORT, got {value!r}")
+        return value
+
+    @field_validator("deleted_retention", mode="before")
+    @classmethod
+    def _read_duration(cls, value: object) -> object:
+        # A variable is always text, which pydantic reads only as ISO 8601 ("P7D") or HH:MM:SS.
+        if isinstance(value, str) and not value.startswith("P"):
+            found = _DURATION.fullmatch(value.strip())
+            if not found:
+                raise ValueError(
+                    f"expected a duration such as 0, 3600 (seconds), 30m, 12h, 7d or P7D;"
+                    f" got {value[:40]!r}"
+                )
+            return timedelta(seconds=int(found[1]) * _DURATION_UNITS[found[2] or "s"])
         return value
 
     @field_validator("data_dir")

@@ -141,3 +141,27 @@ def test_the_time_limit_kills_the_build(
     assert build["reason"] == "the build ran over its time limit of 3 s"
     assert 3 <= build["duration_seconds"] < 15
     assert "timed_out: the build ran over its time limit" in log_text(api, build["id"])
+
+
+def test_a_worker_runs_at_most_its_limit_of_builds_at_once(
+    worker_server: RunningServer, api: httpx.Client, tmp_path: Path, hanging_git_url: str
+) -> None:
+    rule = create_rule(api, git_url=hanging_git_url, ref="main")
+    queued = [api.post(f"/builds/rules/{rule['id']}/runs").json()["id"] for _ in range(3)]
+
+    def states() -> list[str]:
+        listed = api.get("/builds", params={"rule_id": rule["id"]}).json()
+        return sorted(build["state"] for build in listed)
+
+    with worker(worker_server, tmp_path / "worker.log", max_concurrent="2"):
+        deadline = time.monotonic() + 60
+        while states() != ["queued", "running", "running"]:
+            assert time.monotonic() < deadline, states()
+            time.sleep(0.3)
+        time.sleep(1.5)
+        assert states() == ["queued", "running", "running"], "the third waits for a free slot"
+        for build_id in queued:
+            assert api.post(f"/builds/{build_id}/cancel").status_code == 200
+        finished = [wait_build(api, build_id) for build_id in queued]
+
+    assert [build["state"] for build in finished] == ["cancelled"] * 3

@@ -9,6 +9,7 @@ deletion is immediate.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
 from moorage.content.repositories import find_repository_id
-from moorage.errors import ConflictError, FieldInvalidError, ManifestUnknownError, NameUnknownError
+from moorage.errors import (
+    ConflictError,
+    DeniedError,
+    FieldInvalidError,
+    ManifestUnknownError,
+    NameUnknownError,
+)
 from moorage.log import get_logger
 from moorage.metadata.database import Database
 from moorage.metadata.tables import deleted_tags, manifests, namespaces, repositories, tags
@@ -275,7 +282,10 @@ class DeletionService:
                 select(namespaces.c.id).where(namespaces.c.name == name.split("/", 1)[0])
             )
         ).scalar_one_or_none()
-        await self._quotas.check_new_repository(connection, namespace_id, name)
+        await _within_quota(
+            self._quotas.check_new_repository(connection, namespace_id, name),
+            f"repository {name}",
+        )
         await connection.execute(
             update(repositories)
             .where(repositories.c.id == repository_id)
@@ -305,7 +315,10 @@ class DeletionService:
                 f"tag {item.repository}:{row.name} cannot be restored: the tag name has since"
                 " been reused"
             )
-        await self._quotas.check_new_tag(connection, row.repository_id, item.repository)
+        await _within_quota(
+            self._quotas.check_new_tag(connection, row.repository_id, item.repository),
+            f"tag {item.repository}:{row.name}",
+        )
         await connection.execute(
             update(manifests).where(manifests.c.id == row.manifest_id).values(deleted_at=None)
         )
@@ -318,6 +331,14 @@ class DeletionService:
             )
         )
         await connection.execute(delete(deleted_tags).where(deleted_tags.c.id == deleted_id))
+
+
+async def _within_quota(check: Awaitable[None], restored: str) -> None:
+    """Run a quota check; a restore it refuses conflicts with what is stored (409)."""
+    try:
+        await check
+    except DeniedError as exc:
+        raise ConflictError(f"{restored} cannot be restored: {exc.message}") from None
 
 
 async def _live_repository_id(connection: AsyncConnection, repository: str) -> int:
