@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.account_support import TUNED_SETTINGS, Account, new_account, server_with
 from tests.databases import SELECTED, database_environment, stop_cluster
 
 
@@ -37,6 +38,9 @@ class RunningServer:
     # The account tests act as; None while the registry has no accounts.
     username: str | None = None
     password: str | None = None
+    # More `moorage serve` arguments; with --tls-cert and --tls-key, set scheme to "https".
+    serve_args: list[str] = field(default_factory=list)
+    scheme: str = "http"
 
     @property
     def http_auth(self) -> tuple[str, str] | None:
@@ -53,7 +57,7 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def host(self) -> str:
@@ -108,6 +112,7 @@ class RunningServer:
                     self.host,
                     "--data-dir",
                     str(self.data_dir),
+                    *self.serve_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -118,7 +123,7 @@ class RunningServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"moorage exited early:\n{self.log_path.read_text()}")
             try:
-                httpx.get(f"{self.url}/v2/", timeout=1)
+                httpx.get(f"{self.url}/v2/", timeout=1, verify=False)
                 return
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -168,6 +173,32 @@ def client(server: RunningServer) -> Iterator[httpx.Client]:
     """An HTTP client pointed at the shared server."""
     with httpx.Client(base_url=server.url, timeout=60, auth=server.http_auth) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def admin(server: RunningServer) -> tuple[str, str]:
+    """An administrator of the shared server: (name, account password)."""
+    name, password = "admin", "admin-account-password"
+    result = server.cli("user", "create", name, "--admin", stdin=f"{password}\n")
+    assert result.returncode == 0, result.stderr
+    return name, password
+
+
+@pytest.fixture
+def account(server: RunningServer, admin: tuple[str, str]) -> Account:
+    """A fresh activated account on the shared server, owning one namespace."""
+    return new_account(server, admin)
+
+
+@pytest.fixture(scope="session")
+def tuned_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A second shared server with auth settings changed, and admin `ADMIN` from the settings.
+
+    Three failed logins per account or address block it for the hour: tests that fail logins
+    on purpose do it from a loopback address of their own (`from_address`), never 127.0.0.1.
+    """
+    with server_with(tmp_path_factory.mktemp("tuned"), TUNED_SETTINGS) as running:
+        yield running
 
 
 @pytest.fixture(scope="session", autouse=True)

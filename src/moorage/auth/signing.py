@@ -145,22 +145,19 @@ class TokenSigner:
     def verify_access(self, token: str) -> AccessClaims:
         """The claims of a valid access token, or `TokenInvalidError`."""
         claims = self._verify(token, ACCESS_KIND)
-        try:
-            access = {
-                (str(item["type"]), str(item["name"])): frozenset(map(str, item["actions"]))
-                for item in claims.get("access", [])
-            }
-            return AccessClaims(str(claims["sub"]), int(claims["uid"]), claims.get("ns"), access)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TokenInvalidError(f"malformed access claims: {exc}") from None
+        return AccessClaims(
+            str(claims["sub"]),
+            _integer(claims, "uid"),
+            _optional_text(claims, "ns"),
+            _access(claims.get("access", [])),
+        )
 
     def verify_refresh(self, token: str) -> RefreshClaims:
         """The claims of a valid refresh token, or `TokenInvalidError`."""
         claims = self._verify(token, REFRESH_KIND)
-        try:
-            return RefreshClaims(str(claims["sub"]), int(claims["gen"]), claims.get("tid"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TokenInvalidError(f"malformed refresh claims: {exc}") from None
+        return RefreshClaims(
+            str(claims["sub"]), _integer(claims, "gen"), _optional_text(claims, "tid")
+        )
 
     def _base_claims(self, subject: str, now: int, lifetime: int, kind: str) -> dict[str, object]:
         return {
@@ -193,3 +190,37 @@ class TokenSigner:
         if claims.get("kind") != kind:
             raise TokenInvalidError(f"not a {kind} token")
         return claims
+
+
+# Only this deployment signs tokens, but a claim of the wrong type must still be an invalid
+# token rather than a 500 or, worse, a namespace limit that compares unequal to every name.
+
+
+def _integer(claims: dict[str, Any], name: str) -> int:
+    value = claims.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TokenInvalidError(f"claim {name!r} is not an integer")
+    return value
+
+
+def _optional_text(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    if value is not None and not isinstance(value, str):
+        raise TokenInvalidError(f"claim {name!r} is not a string")
+    return value
+
+
+def _access(items: object) -> dict[tuple[str, str], frozenset[str]]:
+    if not isinstance(items, list):
+        raise TokenInvalidError("claim 'access' is not a list")
+    access: dict[tuple[str, str], frozenset[str]] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            raise TokenInvalidError("claim 'access' holds an entry that is not an object")
+        kind, name, actions = item.get("type"), item.get("name"), item.get("actions")
+        if not isinstance(kind, str) or not isinstance(name, str) or not isinstance(actions, list):
+            raise TokenInvalidError("an entry of claim 'access' lacks type, name or actions")
+        if not all(isinstance(action, str) for action in actions):
+            raise TokenInvalidError("an entry of claim 'access' has an action that is no string")
+        access[(kind, name)] = frozenset(actions)
+    return access
