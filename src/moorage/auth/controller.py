@@ -64,7 +64,8 @@ class TokenAccessController:
             ) from None
         for scope in scopes:
             if not claims.allows(scope):
-                raise self._denial(request, scope, scopes)
+                granted = claims.access.get((scope.resource_type, scope.name), frozenset())
+                raise self._denial(request, scope, scopes, granted)
         request.state.claims = claims
         return Principal(claims.subject, claims.user_id, claims.namespace_limit)
 
@@ -78,8 +79,9 @@ class TokenAccessController:
         except UnauthorizedError as exc:
             raise self._refusal(request, exc.message, scopes) from None
         for scope in scopes:
-            if not scope.actions <= await self._policy.grant(grantee, scope):
-                raise self._denial(request, scope, scopes)
+            granted = await self._policy.grant(grantee, scope)
+            if not scope.actions <= granted:
+                raise self._denial(request, scope, scopes, granted)
         request.state.grantee = grantee
         return Principal(grantee.user_name, grantee.user_id, grantee.namespace_limit)
 
@@ -92,16 +94,19 @@ class TokenAccessController:
     ) -> UnauthorizedError:
         return UnauthorizedError(message, self._challenge(request, scopes, error))
 
-    def _denial(self, request: Request, scope: Scope, scopes: Sequence[Scope]) -> DeniedError:
+    def _denial(
+        self, request: Request, scope: Scope, scopes: Sequence[Scope], granted: frozenset[str]
+    ) -> DeniedError:
         # 403, not the 401 of distribution: clients then fetch a token for the scope in the
         # challenge instead of resending the one they hold (oras-py does only that on 401).
-        # The words are the same whether the repository is missing or someone else's.
+        # The words are the same whether the repository is missing or someone else's; only an
+        # owner is ever granted part of a scope, so saying what was granted tells them nothing.
         if scope.resource_type == "repository":
             actions = ",".join(sorted(scope.actions))
-            message = (
-                f"{actions} access to repository {scope.name} is denied:"
-                " it does not exist or is not yours"
-            )
+            reason = "it does not exist or is not yours"
+            if granted:
+                reason = f"the credentials used allow only {','.join(sorted(granted))}"
+            message = f"{actions} access to repository {scope.name} is denied: {reason}"
         else:
             message = f"access to {scope} is denied"
         return DeniedError(message, self._challenge(request, scopes, "insufficient_scope"))

@@ -46,10 +46,9 @@ class RegistryLogin:
         return _grantee(user, token)
 
     async def _login(self, name: str, secret: str) -> Grantee:
-        if looks_like_access_token(secret):
-            token = await self._tokens.login(name, secret)
-            if token is None:
-                raise UnauthorizedError("invalid username or access token")
+        # A registry password may look like a token: one that is no live token is tried as one.
+        token = await self._tokens.login(name, secret) if looks_like_access_token(secret) else None
+        if token is not None:
             return _grantee(await self._accounts.get(name), token)
         return _grantee(await self._accounts.registry_login(name, secret), None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -98,8 +99,8 @@ async def get_token(request: Request) -> Response:
     if looks_like_jwt(credentials.secret):
         return JSONResponse(await service.build_access(credentials, scopes))
 
-    grantee = await service.login.login(
-        credentials.name, credentials.secret, client_address(request)
+    grantee = await _challenged(
+        service.login.login(credentials.name, credentials.secret, client_address(request))
     )
     body = service.access_token(grantee, await service.granted(grantee, scopes))
     if request.query_params.get("offline_token", "").lower() == "true":
@@ -119,15 +120,17 @@ async def post_token(request: Request) -> Response:
         name, secret = _field(form.get("username")), _field(form.get("password"))
         if not name or not secret:
             raise InvalidInputError("the password grant needs username and password")
-        grantee = await service.login.login(name, secret, client_address(request))
+        grantee = await _challenged(service.login.login(name, secret, client_address(request)))
         refresh = service.refresh_token(grantee) if form.get("access_type") == "offline" else None
     elif grant_type == "refresh_token":
         refresh = _field(form.get("refresh_token"))
         try:
             claims = service.signer.verify_refresh(refresh or "")
         except TokenInvalidError:
-            raise UnauthorizedError("the refresh token is invalid or has expired") from None
-        grantee = await service.login.refresh(claims)
+            raise UnauthorizedError(
+                "the refresh token is invalid or has expired", BASIC_CHALLENGE
+            ) from None
+        grantee = await _challenged(service.login.refresh(claims))
     else:
         raise InvalidInputError("grant_type must be 'password' or 'refresh_token'")
 
@@ -137,6 +140,14 @@ async def post_token(request: Request) -> Response:
     if refresh is not None:
         body["refresh_token"] = refresh
     return JSONResponse(body)
+
+
+async def _challenged(login: Awaitable[Grantee]) -> Grantee:
+    """The caller; a refused login is a 401 that says how to authenticate, as RFC 7235 wants."""
+    try:
+        return await login
+    except UnauthorizedError as exc:
+        raise UnauthorizedError(exc.message, BASIC_CHALLENGE) from None
 
 
 def _field(value: object) -> str | None:
