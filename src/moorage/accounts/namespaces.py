@@ -67,7 +67,13 @@ class NamespaceService:
 
     async def list_owned(self, owner: str) -> list[Namespace]:
         """The namespaces account `owner` owns, by name."""
-        return await self._query(owner, None)
+        owned = await self._query(owner, None)
+        if not owned:
+            async with self._database.reading() as connection:
+                query = select(users.c.id).where(users.c.name == owner)
+                if (await connection.execute(query)).first() is None:
+                    raise ResourceUnknownError(f"no account named {owner!r}")
+        return owned
 
     async def delete(self, name: str, owner: str) -> None:
         """Delete an empty namespace of `owner`."""

@@ -26,17 +26,17 @@ def validate_user_name(name: str) -> str:
     return name
 
 
-def validate_namespace_name(name: str) -> str:
+def validate_namespace_name(name: str, field: str = "name") -> str:
     """A namespace name: 2 to 30 characters of the repository name grammar."""
     if not NAMESPACE_MIN <= len(name) <= NAMESPACE_MAX:
         raise FieldInvalidError(
-            "name",
+            field,
             f"namespace names are {NAMESPACE_MIN} to {NAMESPACE_MAX} characters; "
             f"{name[:40]!r} has {len(name)}",
         )
     if NAMESPACE_PATTERN.fullmatch(name) is None:
         raise FieldInvalidError(
-            "name",
+            field,
             "namespace names use lower-case letters and digits, separated by single '.',"
             " one or two '_', or '-'; they start and end with a letter or digit",
         )

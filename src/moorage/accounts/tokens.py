@@ -84,7 +84,7 @@ class AccessTokenService:
         async with self._database.writing() as connection:
             owner_id = await _user_id(connection, owner)
             if namespace is not None:
-                validate_namespace_name(namespace)
+                validate_namespace_name(namespace, field="namespace")
                 owned = await connection.execute(
                     select(namespaces.c.id).where(
                         namespaces.c.name == namespace, namespaces.c.owner_id == owner_id
