@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from moorage.accounts.rules import validate_password
 from moorage.accounts.users import User
 from moorage.api.deps import CurrentAdmin, CurrentUser, ServicesDep
 from moorage.api.models import (
@@ -55,6 +56,7 @@ async def change_password(
         await services.accounts.sign_in(user.name, body.current_password)
     except UnauthorizedError:
         raise FieldInvalidError("current_password", "the current password is wrong") from None
+    validate_password(body.new_password, "new_password")
     await services.accounts.set_account_password(user.name, body.new_password)
     return Response(status_code=204)
 

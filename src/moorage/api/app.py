@@ -49,7 +49,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
     location = [str(part) for part in first["loc"] if part not in ("body", "query", "path")]
-    field = ".".join(location) or "body"
+    # A body that is no JSON at all is located at its byte offset, which names no field.
+    field = "body" if first.get("type") == "json_invalid" else ".".join(location) or "body"
     return error_response(FieldInvalidError(field, f"{field}: {first['msg']}"))
 
 

@@ -19,7 +19,8 @@ from moorage.api.models import (
     TagOut,
     TagPage,
 )
-from moorage.errors import NameUnknownError
+from moorage.errors import FieldInvalidError, NameInvalidError, NameUnknownError
+from moorage.oci.reference import validate_repository_name
 from moorage.services import Services
 
 router = APIRouter(tags=["namespaces and repositories"])
@@ -92,7 +93,10 @@ async def create_repository(
 ) -> RepositoryOut:
     """An empty repository in one of the caller's namespaces, before its first push."""
     await services.namespaces.get(name, user.name)
-    repository = f"{name}/{body.name}"
+    try:
+        repository = validate_repository_name(f"{name}/{body.name}")
+    except NameInvalidError as exc:
+        raise FieldInvalidError("name", exc.message) from None
 
     created = await services.catalog.create(repository)
     return RepositoryOut(name=created.name, tag_count=0, created_at=created.created_at)
