@@ -19,7 +19,8 @@ from pydantic_settings import (
 from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from moorage.errors import ConfigurationError
+from moorage.accounts.rules import validate_password, validate_user_name
+from moorage.errors import ConfigurationError, FieldInvalidError
 
 # Durations as an operator writes them: 0, 3600 (seconds), 90s, 30m, 12h, 7d.
 _DURATION = re.compile(r"(\d{1,9})([smhd]?)")
@@ -166,6 +167,33 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"public_url must start with http:// or https://, got {value!r}")
         return value.rstrip("/") if value else value
+
+    @field_validator("admin_user")
+    @classmethod
+    def _check_admin_user(cls, value: str | None) -> str | None:
+        # Checked here, or a bad first admin stops the server halfway through its start.
+        # An empty variable (`MOORAGE_ADMIN_USER=`) means no first admin, as if unset.
+        try:
+            return validate_user_name(value) if value else None
+        except FieldInvalidError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("admin_password")
+    @classmethod
+    def _check_admin_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        try:
+            validate_password(value.get_secret_value())
+        except FieldInvalidError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_admin_pair(self) -> Settings:
+        if (self.admin_user is None) != (self.admin_password is None):
+            raise ValueError("admin_user and admin_password must be given together")
+        return self
 
     @model_validator(mode="after")
     def _check_tls_pair(self) -> Settings:
