@@ -49,7 +49,7 @@ class AccountService:
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        # (user name, sha256 of password) -> the registry password hash it was verified against.
+        # (user name, sha256 of stored hash and password) -> the stored hash it matched.
         self._verified: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     async def create(self, name: str, password: str, is_admin: bool = False) -> User:
