@@ -56,6 +56,9 @@ class TokenAccessController:
     def _authorize_bearer(
         self, request: Request, credentials: BearerCredentials, scopes: Sequence[Scope]
     ) -> Principal:
+        # TODO: a token stays valid until it expires after its access token is revoked or the
+        # registry password is reset - a client that keeps it can go on for up to
+        # auth.token_lifetime_seconds (five minutes by default). New logins are refused at once.
         try:
             claims = self._signer.verify_access(credentials.token)
         except TokenInvalidError:
