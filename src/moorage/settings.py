@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import tomllib
 import re
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
