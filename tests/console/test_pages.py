@@ -492,3 +492,94 @@ def test_sign_up_is_off_unless_the_operator_turns_it_on(
         )
         assert done.headers["location"] == "/registry-password"
         assert "Welcome! Your account is ready." in visitor.get("/registry-password").text
+
+
+def test_a_build_rule_with_bad_input_is_explained_and_not_saved(
+    server: RunningServer, signed_in: ConsoleClient, account: ConsoleAccount
+) -> None:
+    good = {
+        "repository": f"{account.namespace}/app",
+        "git_url": "https://git.example/app.git",
+        "ref": "main",
+    }
+
+    bad_url = signed_in.submit("/builds/rules", {**good, "git_url": "-upload-pack=evil"})
+    not_mine = signed_in.submit("/builds/rules", {**good, "repository": "test/app"})
+    bad_args = signed_in.submit("/builds/rules", {**good, "build_args": "VERSION"})
+    escaping = signed_in.submit("/builds/rules", {**good, "build_dir": "../outside"})
+
+    assert field_errors(bad_url) == {"git_url": "Git_url must not start with '-'."}
+    assert field_errors(not_mine) == {"repository": "You have no namespace named 'test'."}
+    assert field_errors(bad_args) == {"build_args": "Build argument 'VERSION' is not KEY=VALUE."}
+    assert list(field_errors(escaping)) == ["build_dir"]
+    assert api_get(server, account, "/builds/rules").json() == []
+
+
+def test_a_build_rule_shows_its_defaults_and_webhook_but_never_the_secret(
+    server: RunningServer, signed_in: ConsoleClient, account: ConsoleAccount
+) -> None:
+    form = signed_in.get("/builds/rules/new").text
+    assert 'name="dockerfile" type="text" value="Dockerfile"' in form
+    assert 'name="build_dir" type="text" value="./"' in form
+
+    created = signed_in.submit(
+        "/builds/rules",
+        {
+            "repository": f"{account.namespace}/app",
+            "git_url": "https://git.example/app.git",
+            "ref": "main",
+            "dockerfile": "Dockerfile",
+            "build_dir": "./",
+            "build_args": "VERSION=1.2\nCHANNEL=beta",
+        },
+    )
+    assert created.status_code == 303
+    rule = api_get(server, account, "/builds/rules").json()[0]
+    assert created.headers["location"] == f"/builds/rules/{rule['id']}"
+    assert rule["build_args"] == {"VERSION": "1.2", "CHANNEL": "beta"}
+
+    page = signed_in.get(f"/builds/rules/{rule['id']}").text
+    assert f"{server.url}/api/v1/hooks/builds/{rule['id']}" in page
+    assert rule["webhook_secret"] not in page
+    assert "VERSION=1.2" in page and "CHANNEL=beta" in page
+
+
+def test_a_build_rule_is_edited_and_a_bad_run_ref_is_refused(
+    server: RunningServer, signed_in: ConsoleClient, account: ConsoleAccount
+) -> None:
+    fields = {
+        "repository": f"{account.namespace}/app",
+        "git_url": "https://git.example/app.git",
+        "ref": "main",
+    }
+    signed_in.submit("/builds/rules", fields)
+    rule_id = api_get(server, account, "/builds/rules").json()[0]["id"]
+    page = f"/builds/rules/{rule_id}"
+
+    bad_ref = signed_in.submit(page, {**fields, "ref": "bad..ref"})
+    saved = signed_in.submit(page, {**fields, "ref": "release", "tag_template": "{branch}-x"})
+    bad_run = signed_in.submit(f"{page}/run", {"ref": "no spaces allowed"})
+
+    assert list(field_errors(bad_ref)) == ["ref"]
+    assert saved.status_code == 303
+    rule = api_get(server, account, f"/builds/rules/{rule_id}").json()
+    assert (rule["ref"], rule["tag_template"]) == ("release", "{branch}-x")
+    assert list(field_errors(bad_run)) == ["run_ref"]
+    assert api_get(server, account, "/builds").json() == []
+
+
+def test_an_admin_sets_limits_and_bad_numbers_are_explained(
+    server: RunningServer, console_admin: tuple[str, str], account: ConsoleAccount
+) -> None:
+    with ConsoleClient(server) as client:
+        client.sign_in(*console_admin)
+        page = f"/admin/users/{account.name}"
+
+        bad = client.submit(f"{page}/limits", {"repositories": "lots"})
+        saved = client.submit(f"{page}/limits", {"repositories": "42"})
+        short = client.submit(f"{page}/password", {"password": "short"})
+
+    assert field_errors(bad) == {"repositories": "Repositories must be a whole number, such as 20."}
+    assert saved.status_code == 303
+    assert api_get(server, account, "/quota").json()["limits"]["repositories"] == 42
+    assert field_errors(short) == {"password": "Passwords are 8 to 256 characters long."}
