@@ -7,12 +7,13 @@ Passwords always come on standard input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+import structlog
 from tests.account_support import API, unique_name
 from typer.testing import CliRunner, Result
 
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
     from tests.conftest import RunningServer
 
 Moorage = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """In-process commands point the log at a stream that then closes: put it back after."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture

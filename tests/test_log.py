@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+import structlog
 from tests.account_support import (
     API,
     Account,
@@ -20,6 +22,14 @@ from moorage.log import configure_logging, get_logger
 
 if TYPE_CHECKING:
     from tests.conftest import RunningServer
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """In-process commands point the log at a stream that then closes: put it back after."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def test_secret_fields_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,3 +104,32 @@ def test_no_secret_of_a_whole_session_reaches_the_server_log(
         "next-registry-password",
         "admin-only-pw",
     )
+
+
+def access_lines(server: RunningServer, request_id: str) -> list[dict[str, object]]:
+    """The server's access line for one request."""
+    lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+    return [
+        line
+        for line in lines
+        if line.get("logger_name") == "moorage.access" and line.get("request_id") == request_id
+    ]
+
+
+def test_access_lines_name_the_user_even_when_refused(
+    server: RunningServer, account: Account
+) -> None:
+    responses = [
+        httpx.get(f"{server.url}{API}/me", auth=account.api_auth),
+        token_response(server, account.registry_auth),
+        httpx.get(f"{server.url}/v2/someone-else/app/tags/list", auth=account.registry_auth),
+        httpx.get(
+            f"{server.url}/v2/someone-else/app/tags/list",
+            headers=bearer(token_response(server, account.registry_auth).json()["token"]),
+        ),
+    ]
+
+    for response in responses:
+        (line,) = access_lines(server, response.headers["x-request-id"])
+        assert line["user"] == account.name, line
+        assert line["status"] == response.status_code

@@ -10,6 +10,7 @@ from moorage.accounts.users import User
 from moorage.auth.controller import client_address
 from moorage.auth.credentials import BasicCredentials, parse_authorization
 from moorage.errors import DeniedError, UnauthorizedError
+from moorage.log import bind_request_fields
 from moorage.services import Services
 
 API_CHALLENGE = 'Basic realm="moorage management API"'
@@ -23,6 +24,12 @@ def services_of(request: Request) -> Services:
 
 async def current_user(request: Request) -> User:
     """The signed-in account; 401 without valid credentials."""
+    user = await _authenticate(request)
+    bind_request_fields(user=user.name)
+    return user
+
+
+async def _authenticate(request: Request) -> User:
     services = services_of(request)
     session_user = getattr(request.state, "session_user", None)
     if session_user is not None:

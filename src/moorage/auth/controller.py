@@ -13,6 +13,7 @@ from moorage.auth.policy import AccessPolicy, Grantee
 from moorage.auth.scopes import challenge
 from moorage.auth.signing import AccessClaims, TokenInvalidError, TokenSigner
 from moorage.errors import DeniedError, UnauthorizedError
+from moorage.log import bind_request_fields
 
 
 def client_address(request: Request) -> str:
@@ -65,6 +66,7 @@ class TokenAccessController:
             raise self._refusal(
                 request, "the token is invalid or has expired", scopes, "invalid_token"
             ) from None
+        bind_request_fields(user=claims.subject)
         for scope in scopes:
             if not claims.allows(scope):
                 granted = claims.access.get((scope.resource_type, scope.name), frozenset())
@@ -81,6 +83,7 @@ class TokenAccessController:
             )
         except UnauthorizedError as exc:
             raise self._refusal(request, exc.message, scopes) from None
+        bind_request_fields(user=grantee.user_name)
         for scope in scopes:
             granted = await self._policy.grant(grantee, scope)
             if not scope.actions <= granted:

@@ -18,6 +18,7 @@ from moorage.auth.policy import AccessPolicy, Grantee
 from moorage.auth.scopes import merge_scopes, parse_scopes
 from moorage.auth.signing import TokenInvalidError, TokenSigner
 from moorage.errors import InvalidInputError, UnauthorizedError
+from moorage.log import bind_request_fields
 
 BASIC_CHALLENGE = 'Basic realm="moorage"'
 
@@ -145,9 +146,11 @@ async def post_token(request: Request) -> Response:
 async def _challenged(login: Awaitable[Grantee]) -> Grantee:
     """The caller; a refused login is a 401 that says how to authenticate, as RFC 7235 wants."""
     try:
-        return await login
+        grantee = await login
     except UnauthorizedError as exc:
         raise UnauthorizedError(exc.message, BASIC_CHALLENGE) from None
+    bind_request_fields(user=grantee.user_name)
+    return grantee
 
 
 def _field(value: object) -> str | None:
