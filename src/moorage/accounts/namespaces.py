@@ -77,14 +77,18 @@ class NamespaceService:
 
     async def delete(self, name: str, owner: str) -> None:
         """Delete an empty namespace of `owner`."""
-        namespace = await self.get(name, owner)
-        if namespace.repository_count:
-            raise ConflictError(
-                f"namespace {name} still holds {namespace.repository_count} repositories;"
-                " delete them first"
-            )
+        await self.get(name, owner)
         async with self._database.writing() as connection:
-            await connection.execute(namespaces.delete().where(namespaces.c.name == name))
+            # Counted under the row lock, so that no push can slip a repository in meanwhile.
+            locked = select(namespaces.c.id).where(namespaces.c.name == name).with_for_update()
+            namespace_id = (await connection.execute(locked)).scalar_one()
+            count = select(func.count()).where(repositories.c.namespace_id == namespace_id)
+            held = (await connection.execute(count)).scalar_one()
+            if held:
+                raise ConflictError(
+                    f"namespace {name} still holds {held} repositories; delete them first"
+                )
+            await connection.execute(namespaces.delete().where(namespaces.c.id == namespace_id))
         log.info("namespace deleted", namespace=name, owner=owner)
 
     async def owner_id(self, name: str) -> int | None:
