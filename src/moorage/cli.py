@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import IO, Annotated, TypeVar
 
 import typer
 
+from moorage.content.archive import ImportResult
 from moorage.errors import ConfigurationError, MoorageError, ResourceUnknownError
 from moorage.log import configure_logging
+from moorage.oci.reference import validate_repository_name, validate_tag
 from moorage.services import Services, build_services
 from moorage.settings import Settings, load_settings
 
@@ -305,6 +307,74 @@ def restore(reference: str, data_dir: DataDirOption = None, config: ConfigOption
     """Restore a deleted NAMESPACE/REPO or NAMESPACE/REPO:TAG with its exact digests."""
     item = run_with_services(config, data_dir, lambda s: s.deletion.restore_reference(reference))
     typer.echo(f"restored {reference}" + (f" at {item.digest}" if item.digest else ""))
+
+
+def split_reference(reference: str) -> tuple[str, str | None]:
+    """`NAMESPACE/REPO[:TAG]` as the repository and the tag (None without one), validated."""
+    repository, colon, tag = reference.rpartition(":")
+    if not colon or "/" in tag:
+        return validate_repository_name(reference), None
+    return validate_repository_name(repository), validate_tag(tag)
+
+
+@app.command("export")
+def export_archive(
+    reference: str,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="The .tar file to write; - for standard output.")
+    ],
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write NAMESPACE/REPO (every tag) or NAMESPACE/REPO:TAG as an OCI image layout archive."""
+
+    async def write(services: Services) -> int:
+        repository, tag = split_reference(reference)
+        plan = await services.archives.plan_export(repository, tag)
+        if output == "-":
+            await _write_stream(services.archives.stream(plan), sys.stdout.buffer)
+            return plan.length
+        try:
+            with Path(output).open("wb") as handle:
+                await _write_stream(services.archives.stream(plan), handle)
+        except BaseException:
+            Path(output).unlink(missing_ok=True)
+            raise
+        return plan.length
+
+    length = run_with_services(config, data_dir, write)
+    if output != "-":
+        typer.echo(f"exported {reference} to {output} ({length} bytes)")
+
+
+async def _write_stream(chunks: AsyncIterator[bytes], handle: IO[bytes]) -> None:
+    async for chunk in chunks:
+        handle.write(chunk)
+
+
+@app.command("import")
+def import_archive(
+    archive: Annotated[str, typer.Argument(help="The .tar file to read; - for standard input.")],
+    repository: str,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Load an OCI image layout archive (moorage export, skopeo oci-archive) into NAMESPACE/REPO."""
+
+    async def load(services: Services) -> ImportResult:
+        if archive == "-":
+            return await services.archives.import_archive(repository, sys.stdin.buffer)
+        with Path(archive).open("rb") as handle:
+            return await services.archives.import_archive(repository, handle)
+
+    if archive != "-" and not Path(archive).is_file():
+        typer.echo(f"moorage: {archive} is not a file", err=True)
+        raise typer.Exit(2)
+    result = run_with_services(config, data_dir, load)
+    typer.echo(
+        f"imported {', '.join(result.tags) or 'no tags'} into {result.repository}:"
+        f" {result.manifests} manifests, {result.blobs} blobs ({result.blob_bytes} bytes)"
+    )
 
 
 build_app = typer.Typer(no_args_is_help=True, help="Image builds from git repositories.")

@@ -1,4 +1,4 @@
-"""Deleting tags and repositories, listing what is restorable, restoring it."""
+"""Deleting tags and repositories, listing what is restorable, restoring it, and backups."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 
 from moorage.api.deps import CurrentUser, ServicesDep
 from moorage.api.models import DeletedItemOut
 from moorage.api.namespaces import owned_repository
+from moorage.oci.reference import validate_tag
 
-router = APIRouter(tags=["deletion"])
+router = APIRouter(tags=["deletion and backups"])
 
 
 @router.delete("/repositories/{repository:path}/tags/{tag}", status_code=204)
@@ -57,3 +59,26 @@ async def restore(
 
     item = await services.deletion.restore(name, item_id)
     return DeletedItemOut(**asdict(item))
+
+
+@router.get("/repositories/{repository:path}/export", response_class=StreamingResponse)
+async def export_repository(
+    repository: str,
+    user: CurrentUser,
+    services: ServicesDep,
+    tag: Annotated[str | None, Query()] = None,
+) -> StreamingResponse:
+    """Every tag of a repository (or one) as a tar that `skopeo copy oci-archive:` reads."""
+    await owned_repository(services, user, repository)
+    if tag is not None:
+        validate_tag(tag)
+
+    # Planned before the first byte, so that a missing tag or blob gets a proper error.
+    plan = await services.archives.plan_export(repository, tag)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{plan.filename}"',
+        "Content-Length": str(plan.length),
+    }
+    return StreamingResponse(
+        services.archives.stream(plan), media_type="application/x-tar", headers=headers
+    )
