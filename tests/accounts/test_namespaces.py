@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from tests.account_support import unique_name
 
+from moorage.accounts.namespaces import Namespace
 from moorage.errors import ConflictError, FieldInvalidError, ResourceUnknownError
 from moorage.services import Services
 
@@ -98,3 +101,16 @@ async def test_an_unknown_owner(services: Services) -> None:
         await services.namespaces.create(unique_name("ns"), nobody)
     with pytest.raises(ResourceUnknownError, match=f"no account named '{nobody}'"):
         await services.namespaces.list_owned(nobody)
+
+
+async def test_simultaneous_creations_of_one_name_make_one_namespace(services: Services) -> None:
+    owners = [await new_user(services) for _ in range(3)]
+    name = unique_name("ns")
+
+    results = await asyncio.gather(
+        *(services.namespaces.create(name, owner) for owner in owners), return_exceptions=True
+    )
+
+    refused = [result for result in results if not isinstance(result, Namespace)]
+    assert len(refused) == 2
+    assert all(isinstance(result, ConflictError) for result in refused), refused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import fields
 from datetime import timedelta
 
@@ -136,3 +137,16 @@ async def test_expiry_in_the_past_and_duplicate_names_are_refused(services: Serv
         await services.tokens.create(owner, "ci", "pull,push")
 
     assert past.value.field == "expires_at"
+
+
+async def test_simultaneous_tokens_of_one_name_make_one(services: Services) -> None:
+    owner = await new_user(services)
+
+    results = await asyncio.gather(
+        *(services.tokens.create(owner, "same", "pull") for _ in range(4)), return_exceptions=True
+    )
+
+    assert sum(isinstance(result, tuple) for result in results) == 1
+    assert all(
+        isinstance(result, ConflictError) for result in results if not isinstance(result, tuple)
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from tests.account_support import ADMIN, API, unique_name
 
+from moorage.accounts.users import User
 from moorage.errors import ConflictError, FieldInvalidError, ResourceUnknownError, UnauthorizedError
 from moorage.services import Services
 
@@ -155,3 +157,17 @@ def test_the_first_admin_comes_from_the_settings_on_an_empty_database(
     assert listed.returncode == 0, listed.stderr
     assert f"{ADMIN[0]}\tadmin, not activated" in listed.stdout.splitlines()
     assert "second-admin" not in listed.stdout
+
+
+async def test_simultaneous_creations_of_one_name_make_one_account(services: Services) -> None:
+    name = unique_name("race")
+
+    results = await asyncio.gather(
+        *(services.accounts.create(name, ACCOUNT_PASSWORD) for _ in range(4)),
+        return_exceptions=True,
+    )
+
+    assert [type(result).__name__ for result in results].count("User") == 1
+    assert all(
+        isinstance(result, ConflictError) for result in results if not isinstance(result, User)
+    )

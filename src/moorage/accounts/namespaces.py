@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from moorage.accounts.quotas import QuotaService
 from moorage.accounts.rules import validate_namespace_name
@@ -50,9 +51,15 @@ class NamespaceService:
             if taken.first() is not None:
                 raise ConflictError(f"the namespace {name!r} is taken; choose another name")
             await self._quotas.check_new_namespace(connection, owner_id)
-            await connection.execute(
-                namespaces.insert().values(name=name, owner_id=owner_id, created_at=utc_now())
-            )
+            try:
+                await connection.execute(
+                    namespaces.insert().values(name=name, owner_id=owner_id, created_at=utc_now())
+                )
+            except IntegrityError:
+                # Two creations can pass the check above at once; the unique index decides.
+                raise ConflictError(
+                    f"the namespace {name!r} is taken; choose another name"
+                ) from None
         log.info("namespace created", namespace=name, owner=owner)
         return await self.get(name, owner)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.accounts.rules import (
@@ -99,18 +100,22 @@ class AccessTokenService:
             )
             if duplicate.first() is not None:
                 raise ConflictError(f"you have a token named {name!r} already")
-            await connection.execute(
-                access_tokens.insert().values(
-                    id=token_id,
-                    user_id=owner_id,
-                    name=name,
-                    secret_hash=_secret_hash(secret),
-                    actions=",".join(sorted(allowed)),
-                    namespace=namespace,
-                    expires_at=expires_at,
-                    created_at=utc_now(),
+            try:
+                await connection.execute(
+                    access_tokens.insert().values(
+                        id=token_id,
+                        user_id=owner_id,
+                        name=name,
+                        secret_hash=_secret_hash(secret),
+                        actions=",".join(sorted(allowed)),
+                        namespace=namespace,
+                        expires_at=expires_at,
+                        created_at=utc_now(),
+                    )
                 )
-            )
+            except IntegrityError:
+                # Two creations can pass the check above at once; the unique index decides.
+                raise ConflictError(f"you have a token named {name!r} already") from None
         log.info("access token created", account=owner, token_id=token_id)
         tokens = [token for token in await self.list(owner) if token.id == token_id]
         return tokens[0], secret

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 
 from moorage.accounts.passwords import hash_password, verify_password
 from moorage.accounts.rules import validate_password, validate_user_name
@@ -61,16 +62,20 @@ class AccountService:
             existing = await connection.execute(select(users.c.id).where(users.c.name == name))
             if existing.first() is not None:
                 raise ConflictError(f"an account named {name!r} exists already")
-            await connection.execute(
-                users.insert().values(
-                    name=name,
-                    password_hash=password_hash,
-                    registry_password_hash=None,
-                    registry_password_generation=0,
-                    is_admin=is_admin,
-                    created_at=utc_now(),
+            try:
+                await connection.execute(
+                    users.insert().values(
+                        name=name,
+                        password_hash=password_hash,
+                        registry_password_hash=None,
+                        registry_password_generation=0,
+                        is_admin=is_admin,
+                        created_at=utc_now(),
+                    )
                 )
-            )
+            except IntegrityError:
+                # Two creations can pass the check above at once; the unique index decides.
+                raise ConflictError(f"an account named {name!r} exists already") from None
         log.info("account created", account=name, admin=is_admin)
         return await self.get(name)
 
