@@ -328,18 +328,19 @@ class QuotaService:
         operator lowered it).
         """
         problems = []
+        # A deleted repository waiting out its restore window is in no namespace on purpose.
+        live = (
+            select(repositories.c.name, namespaces.c.name.label("namespace"))
+            .outerjoin(namespaces, namespaces.c.id == repositories.c.namespace_id)
+            .where(repositories.c.deleted_at.is_(None))
+        )
         async with self._database.reading() as connection:
-            rows = (
-                await connection.execute(
-                    select(repositories.c.name, namespaces.c.name.label("namespace")).outerjoin(
-                        namespaces, namespaces.c.id == repositories.c.namespace_id
-                    )
-                )
-            ).all()
-            for row in rows:
+            for row in (await connection.execute(live)).all():
                 if row.namespace != row.name.split("/", 1)[0]:
                     problems.append(
                         f"repository {row.name} is counted in namespace {row.namespace}"
+                        if row.namespace
+                        else f"repository {row.name} is counted in no namespace"
                     )
             accounts = (await connection.execute(select(users.c.name))).scalars().all()
         for account in accounts:
@@ -348,6 +349,11 @@ class QuotaService:
                 problems.append(
                     f"{account} has {usage.repositories} repositories;"
                     f" the limit is {usage.limits.repositories}"
+                )
+            if usage.namespaces > usage.limits.namespaces:
+                problems.append(
+                    f"{account} has {usage.namespaces} namespaces;"
+                    f" the limit is {usage.limits.namespaces}"
                 )
             for repository, count in usage.tags.items():
                 if count > usage.limits.tags_per_repository:
