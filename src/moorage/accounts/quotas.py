@@ -38,6 +38,8 @@ from moorage.settings import QuotaSettings
 log = get_logger(__name__)
 
 LIMIT_MAX = 1_000_000
+# The largest id any metadata backend stores; a larger number names no request.
+REQUEST_ID_MAX = 2**63 - 1
 HOW_TO_ASK = "request more in the console"
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 
@@ -214,6 +216,8 @@ class QuotaService:
     ) -> Limits:
         """Override some of the account's limits (None: back to the default), recorded."""
         validate_limits(wanted)
+        if not wanted:
+            raise FieldInvalidError("limits", f"give at least one of {', '.join(LIMIT_NAMES)}")
         async with self._database.writing() as connection:
             user_id = await _user_id(connection, account)
             return await self._set_limits(connection, user_id, wanted, changed_by, request_id)
@@ -266,6 +270,7 @@ class QuotaService:
 
     async def get_request(self, request_id: int) -> QuotaRequest:
         """One request."""
+        _check_request_id(request_id)
         found = await self._requests(quota_requests.c.id == request_id)
         if not found:
             raise ResourceUnknownError(f"no quota request {request_id}")
@@ -293,6 +298,7 @@ class QuotaService:
         granted: dict[str, int | None] | None = None,
     ) -> QuotaRequest:
         """Approve (applying the request's numbers, or `granted`) or reject a pending request."""
+        _check_request_id(request_id)
         if granted:
             validate_limits(granted)
         async with self._database.writing() as connection:
@@ -427,6 +433,11 @@ class QuotaService:
             )
             for row in rows
         ]
+
+
+def _check_request_id(request_id: int) -> None:
+    if not 0 < request_id <= REQUEST_ID_MAX:
+        raise ResourceUnknownError(f"no quota request {request_id}")
 
 
 async def _user_id(connection: AsyncConnection, account: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class UserOut(BaseModel):
@@ -129,11 +129,14 @@ class TagPage(BaseModel):
     next_last: str | None
 
 
-LimitValue = Field(default=None, ge=0, le=1_000_000)
+# Strict: `true` or "7" for a limit is a mistake to point out, not a number to guess.
+LimitValue = Field(default=None, ge=0, le=1_000_000, strict=True)
 
 
 class LimitsIn(BaseModel):
-    """Limits to set or ask for; a missing one stays as it is."""
+    """Limits to set or ask for; a missing one stays as it is, a misspelt one is refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
     repositories: int | None = LimitValue
     tags_per_repository: int | None = LimitValue
