@@ -27,7 +27,9 @@ from moorage.errors import (
     DeniedError,
     DigestInvalidError,
     ManifestUnknownError,
+    NameInvalidError,
     NameUnknownError,
+    ResourceUnknownError,
 )
 from moorage.metadata.tables import repositories, repository_blobs, upload_sessions
 from moorage.oci.digest import Digest, digest_bytes
@@ -179,6 +181,32 @@ async def test_blobs_may_come_before_index_json(deployment: Deployment) -> None:
     await deployment.archives.import_archive("test/reordered", io.BytesIO(reordered))
 
     assert await tag_digests(deployment, "test/reordered") == {"v1": image.digest}
+
+
+async def test_untagged_entries_are_imported_by_digest(deployment: Deployment) -> None:
+    image = await push_image(deployment, SOURCE, "v1")
+    archive = await export(deployment, SOURCE)
+    index = json.loads(members(archive)["index.json"] or b"")
+    del index["manifests"][0]["annotations"]
+    everything = [name for name, content in members(archive).items() if content is not None]
+    untagged = rebuild(archive, everything, {"index.json": json.dumps(index).encode()})
+
+    result = await deployment.archives.import_archive("test/untagged", io.BytesIO(untagged))
+
+    assert (result.tags, result.manifests) == ((), 1)
+    assert await tag_digests(deployment, "test/untagged") == {}
+    stored = await deployment.manifests.get("test/untagged", Digest.parse(image.digest))
+    assert stored.content == image.manifest
+
+
+async def test_an_import_needs_an_existing_namespace(deployment: Deployment) -> None:
+    await push_image(deployment, SOURCE, "v1")
+    archive = await export(deployment, SOURCE)
+
+    with pytest.raises(ResourceUnknownError, match="there is no namespace elsewhere"):
+        await deployment.archives.import_archive("elsewhere/copy", io.BytesIO(archive))
+    with pytest.raises(NameInvalidError, match="give the repository as NAMESPACE/NAME"):
+        await deployment.archives.import_archive("copy", io.BytesIO(archive))
 
 
 def image_type(image: Pushed) -> str:
