@@ -205,8 +205,9 @@ def test_others_and_anonymous_are_refused_as_on_a_missing_repository(
     owner = clients["skopeo"]
     assert owner.login(server.host, alice.name, alice.registry_password).returncode == 0
     owner.copy(f"oci:{source_layout(tmp_path).path}:v1", f"docker://{server.host}/{existing}:v1")
-    podman = clients["podman"]
+    podman, buildah = clients["podman"], clients["buildah"]
     assert podman.login(server.host, bob.name, bob.registry_password).returncode == 0
+    assert buildah.login(server.host, bob.name, bob.registry_password).returncode == 0
     skopeo_as_bob = LoggedInClient("skopeo", tmp_path / "bob-skopeo", tmp_path)
     assert skopeo_as_bob.login(server.host, bob.name, bob.registry_password).returncode == 0
 
@@ -229,7 +230,10 @@ def test_others_and_anonymous_are_refused_as_on_a_missing_repository(
             for name in pair
         ]
         pulls = [podman.run("pull", *podman.options(), f"{server.host}/{name}:v1") for name in pair]
-        for to_existing, to_other in (inspect, anonymous, pulls):
+        from_buildah = [
+            buildah.run("pull", *buildah.options(), f"{server.host}/{name}:v1") for name in pair
+        ]
+        for to_existing, to_other in (inspect, anonymous, pulls, from_buildah):
             assert to_existing.returncode != 0
             assert to_other.returncode == to_existing.returncode
             assert without_noise(to_existing.stderr, existing) == without_noise(
