@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from tests.console.console_support import (
     running_server,
     token_response,
 )
-from tests.support import push_image
+from tests.support import OCI_INDEX, OCI_MANIFEST, image_manifest, push_image, push_manifest, sha256
 
 if TYPE_CHECKING:
     from tests.conftest import RunningServer
@@ -583,3 +584,34 @@ def test_an_admin_sets_limits_and_bad_numbers_are_explained(
     assert saved.status_code == 303
     assert api_get(server, account, "/quota").json()["limits"]["repositories"] == 42
     assert field_errors(short) == {"password": "Passwords are 8 to 256 characters long."}
+
+
+def test_a_multi_platform_tag_lists_its_platforms_and_total_size(
+    server: RunningServer, signed_in: ConsoleClient, account: ConsoleAccount
+) -> None:
+    repository = f"{account.namespace}/multi"
+    entries = []
+    with httpx.Client(base_url=server.url, auth=account.registry_auth, timeout=60) as registry:
+        for architecture in ("amd64", "arm64"):
+            manifest = image_manifest(registry, repository, layers=1)
+            pushed = push_manifest(registry, repository, sha256(manifest), manifest)
+            assert pushed.status_code == 201, pushed.text
+            platform = {"os": "linux", "architecture": architecture}
+            entries.append(
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": sha256(manifest),
+                    "size": len(manifest),
+                    "platform": platform,
+                }
+            )
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+        tagged = push_manifest(registry, repository, "1.0", index.encode(), OCI_INDEX)
+        assert tagged.status_code == 201, tagged.text
+
+    page = signed_in.get(f"/repositories/{repository}").text
+
+    row = page.split('data-tag="1.0"', 1)[1].split("</tr>", 1)[0]
+    assert '<span class="chip">linux/amd64</span>' in row
+    assert '<span class="chip">linux/arm64</span>' in row
+    assert "2.2 kB" in row  # two images of one 1024-byte layer and a config each
