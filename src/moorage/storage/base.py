@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from moorage.oci.digest import Digest
@@ -26,6 +28,26 @@ class BlobMissingError(ContentMissingError):
     """The driver holds no blob of this digest."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A blob as a driver holds it, for garbage collection and fsck."""
+
+    digest: Digest
+    size: int
+    # When the content was last written; garbage collection spares what is younger than its
+    # grace period, since the metadata of a push in progress may not be committed yet.
+    modified_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpload:
+    """An in-progress upload as a driver holds it."""
+
+    upload_id: str
+    size: int
+    modified_at: datetime
+
+
 class BlobStore(Protocol):
     """Content-addressed blobs plus the in-progress uploads that become them."""
 
@@ -46,6 +68,9 @@ class BlobStore(Protocol):
     def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
         """Stream back what an upload holds so far."""
 
+    async def flush_upload(self, upload_id: str) -> None:
+        """Make what an upload holds durable, so that `commit_upload` has little left to do."""
+
     async def commit_upload(self, upload_id: str, digest: Digest) -> None:
         """Make a verified upload the blob `digest`; the upload is gone afterwards."""
 
@@ -65,3 +90,9 @@ class BlobStore(Protocol):
 
     async def delete_blob(self, digest: Digest) -> None:
         """Remove a stored blob; no error if it is already gone."""
+
+    def list_blobs(self) -> AsyncIterator[StoredBlob]:
+        """Every stored blob, in no particular order; what appears or goes meanwhile may show."""
+
+    def list_uploads(self) -> AsyncIterator[StoredUpload]:
+        """Every in-progress upload, in no particular order."""

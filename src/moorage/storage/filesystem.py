@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from anyio import to_thread
 
+from moorage.errors import DigestInvalidError
 from moorage.oci.digest import Digest
 from moorage.storage.base import (
     IO_CHUNK_BYTES,
     BlobMissingError,
     ChunkObserver,
     ContentMissingError,
+    StoredBlob,
+    StoredUpload,
     UploadMissingError,
 )
 
@@ -86,6 +90,13 @@ class FilesystemBlobStore:
         async for chunk in _read_file(self._upload_path(upload_id), 0, None, UploadMissingError):
             yield chunk
 
+    async def flush_upload(self, upload_id: str) -> None:
+        """fsync an upload, so that the commit's own fsync finds nothing left to write."""
+        try:
+            await to_thread.run_sync(_fsync_file, self._upload_path(upload_id))
+        except FileNotFoundError:
+            raise UploadMissingError(upload_id) from None
+
     async def commit_upload(self, upload_id: str, digest: Digest) -> None:
         """Move a verified upload into place, durably."""
         await to_thread.run_sync(
@@ -144,12 +155,53 @@ class FilesystemBlobStore:
         """Remove a stored blob."""
         await to_thread.run_sync(self._blob_path(digest).unlink, True)
 
+    async def list_blobs(self) -> AsyncIterator[StoredBlob]:
+        """Every blob file, one folder read at a time; files not named by a digest are skipped."""
+        for algorithm_dir in await to_thread.run_sync(_subdirectories, self._blobs):
+            for prefix_dir in await to_thread.run_sync(_subdirectories, algorithm_dir):
+                for name, size, modified_at in await to_thread.run_sync(_files_in, prefix_dir):
+                    try:
+                        digest = Digest(algorithm_dir.name, name)
+                    except DigestInvalidError:
+                        continue
+                    yield StoredBlob(digest, size, modified_at)
+
+    async def list_uploads(self) -> AsyncIterator[StoredUpload]:
+        """Every upload file, including the temporary files of `put_blob`."""
+        for name, size, modified_at in await to_thread.run_sync(_files_in, self._uploads):
+            yield StoredUpload(name, size, modified_at)
+
 
 def _write(handle: BinaryIO, pieces: list[bytes], observer: ChunkObserver | None) -> None:
     for piece in pieces:
         handle.write(piece)
         if observer is not None:
             observer(piece)
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _subdirectories(path: Path) -> list[Path]:
+    with os.scandir(path) as entries:
+        return [Path(entry.path) for entry in entries if entry.is_dir(follow_symlinks=False)]
+
+
+def _files_in(path: Path) -> list[tuple[str, int, datetime]]:
+    """Name, size and modification time of the regular files in one folder."""
+    found = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            found.append((entry.name, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)))
+    return found
 
 
 def _fsync_dir(path: Path) -> None:
