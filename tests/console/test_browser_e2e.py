@@ -10,6 +10,7 @@ test-artifacts/screenshots/.
 from __future__ import annotations
 
 import re
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,10 +167,14 @@ def test_a_new_user_goes_from_sign_in_to_a_built_image(
     expect(page.get_by_role("status")).to_have_text(f"{repository}:v1 is restored.")
     expect(page.locator('tr[data-tag="v1"]')).to_contain_text(digest[:19])
 
-    # The repository deletion page: what goes, the backup link, the name to type.
+    # The repository deletion page: what goes, the backup to download, the name to type.
     page.get_by_role("link", name="Delete repository").click()
     expect(page.get_by_text("All 1 tag of this repository go with it.")).to_be_visible()
-    expect(page.get_by_role("link", name="download a backup")).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="download a backup").click()
+    backup = Path(download.value.path())
+    with tarfile.open(backup) as archive:
+        assert "index.json" in archive.getnames()
     expect(page.get_by_role("button", name="Delete this repository")).to_be_disabled()
     page.get_by_label(f"Type {repository} to confirm").fill(repository)
     expect(page.get_by_role("button", name="Delete this repository")).to_be_enabled()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -426,7 +428,15 @@ def test_a_repository_is_deleted_only_when_its_name_is_typed(
         push_image(registry, repository, "v1", layers=1)
     confirm_page = signed_in.get(f"/repositories/{repository}/-/delete").text
     assert "All 1 tag of this repository go with it." in confirm_page
-    assert f"/api/v1/repositories/{repository}/export" in confirm_page
+    backup_link = f"/api/v1/repositories/{repository}/export"
+    assert f'href="{backup_link}"' in confirm_page
+    backup = signed_in.get(backup_link)  # with the session cookie, as the browser follows it
+    assert backup.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(backup.content)) as archive:
+        index = json.load(archive.extractfile("index.json"))  # type: ignore[arg-type]
+    assert [
+        entry["annotations"]["org.opencontainers.image.ref.name"] for entry in index["manifests"]
+    ] == ["v1"]
 
     wrong = signed_in.submit(f"/repositories/{repository}/-/delete", {"confirm": "doomed"})
     assert wrong.status_code == 400
