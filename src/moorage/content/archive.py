@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tarfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Final
 
@@ -27,7 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
 from moorage.content.manifests import ManifestService
-from moorage.content.repositories import ensure_repository, find_repository_id, link_blob
+from moorage.content.repositories import (
+    claim_blob,
+    ensure_repository,
+    find_repository_id,
+    link_blob,
+)
 from moorage.errors import (
     ArchiveInvalidError,
     BlobUnknownError,
@@ -187,7 +192,7 @@ class ArchiveService:
             plan = await _plan_import(entries, staging)
             # TODO: check the tag quota before blobs become permanent - an import it refuses
             # leaves them in storage, unlinked, until garbage collection removes them.
-            await staging.commit(plan.blobs)
+            await staging.flush(plan.blobs)
             await self._record(repository, plan, staging)
         finally:
             await staging.discard()
@@ -235,6 +240,10 @@ class ArchiveService:
                 self._database, connection, repository, self._quotas
             )
             for digest, size in plan.blobs.items():
+                # The file goes into place with the blob's row locked, in the transaction that
+                # links it: garbage collection cannot delete it in between (see repositories).
+                await claim_blob(self._database, connection, digest, size)
+                await staging.commit(digest)
                 await link_blob(self._database, connection, repository_id, digest, size)
             # Every manifest, children before the indexes that list them; then the tags.
             untagged: list[tuple[Digest, str | None]] = [
@@ -358,11 +367,15 @@ class _Staging:
             content += chunk
         return bytes(content)
 
-    async def commit(self, chosen: dict[Digest, int]) -> None:
-        """Make the chosen uploads blobs of the store."""
+    async def flush(self, chosen: Iterable[Digest]) -> None:
+        """Make the chosen uploads durable, before the write transaction that commits them."""
         for digest in chosen:
-            await self._store.commit_upload(self._uploads[digest][0], digest)
-            self._committed.add(digest)
+            await self._store.flush_upload(self._uploads[digest][0])
+
+    async def commit(self, digest: Digest) -> None:
+        """Make one chosen upload a blob of the store."""
+        await self._store.commit_upload(self._uploads[digest][0], digest)
+        self._committed.add(digest)
 
     async def discard(self) -> None:
         """Drop every upload not committed, and the sessions of all."""

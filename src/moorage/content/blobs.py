@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from moorage.content.repositories import find_repository_id, linked_blob_size
+from moorage.clock import utc_now
+from moorage.content.repositories import find_blob_link, find_repository_id, touch_blob_link
 from moorage.errors import BlobUnknownError
 from moorage.metadata.database import Database
 from moorage.metadata.tables import manifests, repositories, repository_blobs
@@ -27,16 +29,23 @@ class BlobInfo:
 class BlobService:
     """Answers blob HEAD, GET and DELETE for a repository."""
 
-    def __init__(self, database: Database, store: BlobStore) -> None:
+    def __init__(
+        self, database: Database, store: BlobStore, touch_after: timedelta = timedelta(minutes=30)
+    ) -> None:
         self._database = database
         self._store = store
+        # Half the garbage collection grace period: how stale a link may get before a lookup
+        # refreshes it, which costs one write per link that often at most.
+        self._touch_after = touch_after
 
     async def stat(self, repository: str, digest: Digest) -> BlobInfo:
         """The blob, if the repository may serve it; manifests are served as blobs too."""
         async with self._database.reading() as connection:
-            size = await linked_blob_size(connection, repository, str(digest))
-            if size is not None:
-                return BlobInfo(digest, size)
+            link = await find_blob_link(connection, repository, str(digest))
+        if link is not None:
+            await self._keep_fresh(repository, digest, link.repository_id, link.touched_at)
+            return BlobInfo(digest, link.size)
+        async with self._database.reading() as connection:
             query = (
                 select(manifests.c.content)
                 .join(repositories, repositories.c.id == manifests.c.repository_id)
@@ -50,6 +59,19 @@ class BlobService:
         if content is None:
             raise BlobUnknownError(f"blob {digest} is unknown to repository {repository}")
         return BlobInfo(digest, len(content), content)
+
+    async def _keep_fresh(
+        self, repository: str, digest: Digest, repository_id: int, touched_at: datetime
+    ) -> None:
+        """Refresh a stale link: a client that finds a blob skips uploading it and pushes a
+        manifest that needs it, so garbage collection must spare the blob a while longer."""
+        if touched_at > utc_now() - self._touch_after:
+            return
+        async with self._database.writing() as connection:
+            if await touch_blob_link(connection, repository_id, str(digest)):
+                return
+        # Garbage collection removed the link since it was read: the client must upload it.
+        raise BlobUnknownError(f"blob {digest} is unknown to repository {repository}")
 
     async def read(self, blob: BlobInfo, start: int, end: int) -> AsyncIterator[bytes]:
         """Stream bytes `start`..`end` (inclusive) of a blob found by `stat`."""

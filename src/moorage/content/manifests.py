@@ -197,13 +197,19 @@ class ManifestService:
         parsed: ParsedManifest,
         payload: bytes,
     ) -> int:
+        now = utc_now()
         existing = await _manifest_id(connection, repository_id, str(digest))
         if existing is not None:
-            # Pushing a manifest again brings it back if it had been deleted.
-            await connection.execute(
-                manifests.update().where(manifests.c.id == existing).values(deleted_at=None)
+            # Pushing a manifest again brings it back if it had been deleted, and restarts the
+            # grace period garbage collection gives it (an index may follow that needs it).
+            revived = await connection.execute(
+                manifests.update()
+                .where(manifests.c.id == existing)
+                .values(deleted_at=None, touched_at=now)
             )
-            return existing
+            if revived.rowcount:
+                return existing
+            # Garbage collection removed it after it was read (PostgreSQL): store it anew.
         artifact_type = parsed.artifact_type or (
             parsed.config.media_type if parsed.config else None
         )
@@ -216,7 +222,8 @@ class ManifestService:
                 subject_digest=str(parsed.subject.digest) if parsed.subject else None,
                 size=len(payload),
                 content=payload,
-                created_at=utc_now(),
+                created_at=now,
+                touched_at=now,
             )
         )
         assert result.inserted_primary_key is not None
@@ -243,6 +250,16 @@ class ManifestService:
         manifest_id: int,
     ) -> None:
         """Point a tag at a manifest; only a new tag counts against the quota."""
+        # A pull of the manifest the tag leaves may be under way: garbage collection gives the
+        # manifest its grace period from now, not from when it was pushed.
+        previous = select(tags.c.manifest_id).where(
+            tags.c.repository_id == repository_id, tags.c.name == tag
+        )
+        await connection.execute(
+            manifests.update()
+            .where(manifests.c.id == previous.scalar_subquery(), manifests.c.id != manifest_id)
+            .values(touched_at=utc_now())
+        )
         retag = (
             tags.update()
             .where(tags.c.repository_id == repository_id, tags.c.name == tag)
@@ -281,12 +298,20 @@ async def _manifest_id(connection: AsyncConnection, repository_id: int, digest: 
 async def _check_references(
     connection: AsyncConnection, repository_id: int, parsed: ParsedManifest
 ) -> None:
-    """Refuse a manifest whose blobs or child manifests the repository does not hold."""
+    """Refuse a manifest whose blobs or child manifests the repository does not hold.
+
+    The rows found stay locked until the manifest is stored, so that garbage collection, which
+    locks a row before removing it, cannot remove one in between (SQLite serializes writers).
+    """
     wanted_blobs = {str(descriptor.digest) for descriptor in parsed.required_blobs}
     if wanted_blobs:
-        query = select(repository_blobs.c.digest).where(
-            repository_blobs.c.repository_id == repository_id,
-            repository_blobs.c.digest.in_(wanted_blobs),
+        query = (
+            select(repository_blobs.c.digest)
+            .where(
+                repository_blobs.c.repository_id == repository_id,
+                repository_blobs.c.digest.in_(wanted_blobs),
+            )
+            .with_for_update(read=True)
         )
         missing = wanted_blobs - set((await connection.execute(query)).scalars())
         if missing:
@@ -296,10 +321,14 @@ async def _check_references(
             )
     wanted_manifests = {str(descriptor.digest) for descriptor in parsed.manifest_references}
     if wanted_manifests:
-        query = select(manifests.c.digest).where(
-            manifests.c.repository_id == repository_id,
-            manifests.c.digest.in_(wanted_manifests),
-            manifests.c.deleted_at.is_(None),
+        query = (
+            select(manifests.c.digest)
+            .where(
+                manifests.c.repository_id == repository_id,
+                manifests.c.digest.in_(wanted_manifests),
+                manifests.c.deleted_at.is_(None),
+            )
+            .with_for_update(read=True)
         )
         missing = wanted_manifests - set((await connection.execute(query)).scalars())
         if missing:

@@ -1,8 +1,18 @@
-"""Repository rows and blob links, shared by the upload and manifest services."""
+"""Repository rows and blob links, shared by the upload and manifest services.
+
+Garbage collection removes a blob's row and its file in one write transaction that locks the
+row first. Whoever is about to rely on a blob therefore locks its row too (`claim_blob` when
+the file is about to be written, `hold_blob` when it must already exist), in the transaction
+that links it: the two can never interleave. SQLite serializes write transactions anyway; the
+row locks are what makes this hold on PostgreSQL.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.accounts.quotas import QuotaService
@@ -37,29 +47,60 @@ async def ensure_repository(
     return created
 
 
+@dataclass(frozen=True, slots=True)
+class BlobLink:
+    """A blob a repository may serve, and when the link was last pushed or looked up."""
+
+    repository_id: int
+    size: int
+    touched_at: datetime
+
+
+async def claim_blob(
+    database: Database, connection: AsyncConnection, digest: Digest, size: int
+) -> None:
+    """Create the row of blob `digest` if needed, and lock it until the transaction ends."""
+    held = select(blobs.c.digest).where(blobs.c.digest == str(digest)).with_for_update(read=True)
+    while True:
+        await connection.execute(
+            database.insert_ignoring_duplicates(blobs).values(
+                digest=str(digest), size=size, created_at=utc_now()
+            )
+        )
+        if (await connection.execute(held)).first() is not None:
+            return
+        # Garbage collection removed the row between the insert and the lock: insert it anew.
+
+
+async def hold_blob(connection: AsyncConnection, digest: str) -> bool:
+    """Lock the row of blob `digest` until the transaction ends; False if there is none."""
+    held = select(blobs.c.digest).where(blobs.c.digest == digest).with_for_update(read=True)
+    return (await connection.execute(held)).first() is not None
+
+
 async def link_blob(
     database: Database, connection: AsyncConnection, repository_id: int, digest: Digest, size: int
 ) -> None:
-    """Record that blob `digest` exists and that the repository may serve it."""
+    """Record that blob `digest` exists and that the repository may serve it, as of now."""
+    await claim_blob(database, connection, digest, size)
     now = utc_now()
-    await connection.execute(
-        database.insert_ignoring_duplicates(blobs).values(
-            digest=str(digest), size=size, created_at=now
-        )
+    # RETURNING says whether a row went in: PostgreSQL's rowcount is -1 after ON CONFLICT.
+    linked = await connection.execute(
+        database.insert_ignoring_duplicates(repository_blobs)
+        .values(repository_id=repository_id, digest=str(digest), touched_at=now)
+        .returning(repository_blobs.c.digest)
     )
-    await connection.execute(
-        database.insert_ignoring_duplicates(repository_blobs).values(
-            repository_id=repository_id, digest=str(digest), touched_at=now
-        )
-    )
+    if linked.first() is None:
+        # Pushed again: the manifest that follows needs the link to outlive the grace period.
+        await touch_blob_link(connection, repository_id, str(digest))
 
 
-async def linked_blob_size(
+async def find_blob_link(
     connection: AsyncConnection, repository_name: str, digest: str
-) -> int | None:
-    """The size of blob `digest` if repository `repository_name` may serve it, else None."""
+) -> BlobLink | None:
+    """The link of blob `digest` in repository `repository_name`, or None."""
     query = (
-        select(blobs.c.size)
+        select(repository_blobs.c.repository_id, blobs.c.size, repository_blobs.c.touched_at)
         .select_from(
             repository_blobs.join(
                 repositories, repositories.c.id == repository_blobs.c.repository_id
@@ -67,4 +108,25 @@ async def linked_blob_size(
         )
         .where(repositories.c.name == repository_name, repository_blobs.c.digest == digest)
     )
-    return (await connection.execute(query)).scalar_one_or_none()
+    row = (await connection.execute(query)).one_or_none()
+    return None if row is None else BlobLink(row.repository_id, row.size, row.touched_at)
+
+
+async def touch_blob_link(connection: AsyncConnection, repository_id: int, digest: str) -> bool:
+    """Mark a link as used now, so garbage collection spares it; False if it is gone."""
+    touched = await connection.execute(
+        update(repository_blobs)
+        .where(
+            repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest == digest
+        )
+        .values(touched_at=utc_now())
+    )
+    return bool(touched.rowcount)
+
+
+async def linked_blob_size(
+    connection: AsyncConnection, repository_name: str, digest: str
+) -> int | None:
+    """The size of blob `digest` if repository `repository_name` may serve it, else None."""
+    link = await find_blob_link(connection, repository_name, digest)
+    return None if link is None else link.size

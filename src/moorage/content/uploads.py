@@ -16,7 +16,9 @@ from sqlalchemy import delete, select, update
 from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
 from moorage.content.repositories import (
+    claim_blob,
     ensure_repository,
+    hold_blob,
     link_blob,
     linked_blob_size,
 )
@@ -135,11 +137,16 @@ class UploadService:
                 await self._record_size(upload_id, size)
                 raise DigestInvalidError(f"upload has digest {actual}, not the {digest} declared")
 
-            await self._store.commit_upload(upload_id, digest)
+            # The slow part of a commit, outside the write transaction that SQLite serializes.
+            await self._store.flush_upload(upload_id)
             async with self._database.writing() as connection:
                 repository_id = await ensure_repository(
                     self._database, connection, repository, self._quotas
                 )
+                # The file goes into place with the blob's row locked, in the transaction that
+                # links it: garbage collection cannot delete it in between (see repositories).
+                await claim_blob(self._database, connection, digest, size)
+                await self._store.commit_upload(upload_id, digest)
                 await link_blob(self._database, connection, repository_id, digest, size)
                 await connection.execute(
                     delete(upload_sessions).where(upload_sessions.c.id == upload_id)
@@ -166,6 +173,9 @@ class UploadService:
     async def mount(self, repository: str, digest: Digest, source: str) -> int | None:
         """Link blob `digest` from repository `source`; its size, or None if source lacks it."""
         async with self._database.writing() as connection:
+            # Locked before the source is asked, so garbage collection cannot take it meanwhile.
+            if not await hold_blob(connection, str(digest)):
+                return None
             size = await linked_blob_size(connection, source, str(digest))
             if size is None:
                 return None

@@ -175,6 +175,7 @@ repository_blobs = Table(
     # Refreshed whenever the blob is pushed or looked up: garbage collection spares links
     # touched within its grace period, so a push in progress keeps its blobs.
     Column("touched_at", UtcDateTime(), nullable=False),
+    Index("ix_repository_blobs_digest", "digest"),
 )
 
 manifests = Table(
@@ -197,6 +198,10 @@ manifests = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     # Deleted by digest: invisible, restorable through its deleted tags until purged.
     Column("deleted_at", UtcDateTime(), nullable=True),
+    # Set by every push of the manifest and when a push moves a tag away from it: garbage
+    # collection spares an untagged manifest touched within its grace period. None (a row
+    # from an older writer) means `created_at`.
+    Column("touched_at", UtcDateTime(), nullable=True),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )
@@ -268,6 +273,15 @@ upload_sessions = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False, index=True),
+)
+
+# Named leases, so that of several replicas sharing the database only one runs a job at a time.
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
 )
 
 # What to build from which git repository into which repository; secrets are encrypted.
