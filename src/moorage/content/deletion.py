@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.accounts.quotas import QuotaService
@@ -222,23 +222,26 @@ class DeletionService:
                 return await self.restore(namespace, item.id)
         raise NameUnknownError(f"nothing deleted is restorable as {reference}")
 
+    def purge_cutoff(self) -> datetime:
+        """Whatever was deleted at or before this moment is past its restore window."""
+        return utc_now() - self._retention
+
     async def purge_expired(self) -> int:
         """Remove for good what has passed its restore window; how many rows went."""
-        cutoff = utc_now() - self._retention
         async with self._database.writing() as connection:
             removed = 0
-            for statement in (
-                delete(deleted_tags).where(deleted_tags.c.deleted_at <= cutoff),
-                delete(manifests).where(
-                    manifests.c.deleted_at <= cutoff,
-                    ~select(deleted_tags.c.id)
-                    .where(deleted_tags.c.manifest_id == manifests.c.id)
-                    .exists(),
-                ),
-                delete(repositories).where(repositories.c.deleted_at <= cutoff),
-            ):
-                removed += (await connection.execute(statement)).rowcount or 0
+            for table, condition in _expired(self.purge_cutoff()):
+                removed += (await connection.execute(delete(table).where(condition))).rowcount or 0
         return removed
+
+    async def count_expired(self) -> int:
+        """How many rows `purge_expired` would remove now."""
+        async with self._database.reading() as connection:
+            counted = 0
+            for table, condition in _expired(self.purge_cutoff()):
+                query = select(func.count()).select_from(table).where(condition)
+                counted += (await connection.execute(query)).scalar_one()
+        return counted
 
     async def _move_tags_out(
         self,
@@ -331,6 +334,20 @@ class DeletionService:
             )
         )
         await connection.execute(delete(deleted_tags).where(deleted_tags.c.id == deleted_id))
+
+
+def _expired(cutoff: datetime) -> list[tuple[Table, ColumnElement[bool]]]:
+    """What is past its restore window at `cutoff`, table by table, in the order it goes."""
+    restorable_tag = (
+        select(deleted_tags.c.id)
+        .where(deleted_tags.c.manifest_id == manifests.c.id, deleted_tags.c.deleted_at > cutoff)
+        .exists()
+    )
+    return [
+        (deleted_tags, deleted_tags.c.deleted_at <= cutoff),
+        (manifests, and_(manifests.c.deleted_at <= cutoff, ~restorable_tag)),
+        (repositories, repositories.c.deleted_at <= cutoff),
+    ]
 
 
 async def _within_quota(check: Awaitable[None], restored: str) -> None:
