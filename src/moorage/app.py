@@ -17,7 +17,8 @@ from moorage.auth.token_endpoint import TOKEN_ROUTES, TokenService
 from moorage.builds.worker import create_worker
 from moorage.console.app import create_console
 from moorage.content.uploads import UploadService
-from moorage.errors import MoorageError
+from moorage.errors import ConflictError, MoorageError
+from moorage.gc import GarbageCollector
 from moorage.log import get_logger
 from moorage.middleware import AccessLogMiddleware
 from moorage.registry.context import RegistryContext
@@ -53,12 +54,16 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await services.start()
         expiry = asyncio.create_task(_expire_uploads_forever(registry.uploads))
+        collector = _start_garbage_collector(services)
         builds = _start_build_worker(services)
         log.info("registry started", listen=settings.listen, data_dir=str(settings.data_dir))
         try:
             yield
         finally:
             expiry.cancel()
+            if collector is not None:
+                collector.cancel()
+                await asyncio.gather(collector, return_exceptions=True)
             if builds is not None:
                 builds.cancel()
                 await asyncio.gather(builds, return_exceptions=True)
@@ -93,6 +98,25 @@ def _start_build_worker(services: Services) -> asyncio.Task[None] | None:
     if not services.settings.builds.in_process_worker:
         return None
     return asyncio.create_task(create_worker(services).run_forever())
+
+
+def _start_garbage_collector(services: Services) -> asyncio.Task[None] | None:
+    """Collection on a schedule, unless the settings leave it to `moorage gc`."""
+    interval = services.settings.gc_interval.total_seconds()
+    if not interval:
+        return None
+    return asyncio.create_task(_collect_garbage_forever(services.gc, interval))
+
+
+async def _collect_garbage_forever(collector: GarbageCollector, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await collector.run()
+        except ConflictError as exc:
+            log.info("garbage collection skipped", reason=exc.message)
+        except Exception:
+            log.exception("garbage collection failed")
 
 
 async def _expire_uploads_forever(uploads: UploadService) -> None:

@@ -550,6 +550,59 @@ def worker(
     asyncio.run(run())
 
 
+@app.command()
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only print what would be removed.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Remove blobs and manifests nothing references, while the registry keeps serving."""
+    report = run_with_services(config, data_dir, lambda s: s.gc.run(dry_run=dry_run))
+    verb = "would remove" if dry_run else "removed"
+    for manifest in report.manifests:
+        typer.echo(f"{verb} manifest {manifest.repository}@{manifest.digest}")
+    for link in report.links:
+        typer.echo(f"{verb} link {link.repository} {link.digest}")
+    for blob in report.blobs:
+        typer.echo(f"{verb} blob {blob.digest} ({blob.size} bytes)")
+    for blob in report.orphan_files:
+        typer.echo(f"{verb} orphan file {blob.digest} ({blob.size} bytes)")
+    for upload in report.stray_uploads:
+        typer.echo(f"{verb} stray upload {upload.upload_id} ({upload.size} bytes)")
+    if report.purged:
+        typer.echo(f"{verb} {report.purged} deleted items past their restore window")
+    if report.spared:
+        typer.echo(f"spared {report.spared} items that a concurrent push made used again")
+    reclaimed = "would be reclaimed" if dry_run else "reclaimed"
+    typer.echo(f"{report.blob_count} blobs, {report.bytes_reclaimed} bytes {reclaimed}")
+
+
+@app.command()
+def fsck(
+    sample: Annotated[
+        int | None, typer.Option("--sample", min=0, help="Re-hash only this many random blobs.")
+    ] = None,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check stored blobs against their digests and the metadata; exit 1 if any is unsound."""
+    report = run_with_services(config, data_dir, lambda s: s.fsck.check(sample))
+    for finding in report.problems:
+        typer.echo(f"{finding.kind}\t{finding.subject}\t{finding.detail}")
+    for finding in report.garbage:
+        typer.echo(f"garbage {finding.kind}\t{finding.subject}\t{finding.detail}")
+    typer.echo(
+        f"checked {report.blobs_checked} blobs, re-hashed {report.blobs_hashed}:"
+        f" {len(report.problems)} problems, {len(report.garbage)} garbage for gc"
+    )
+    if not report.sound:
+        typer.echo("the store is not sound")
+        raise typer.Exit(1)
+    typer.echo("the store is sound")
+
+
 def main() -> None:
     """Entry point of the `moorage` console script."""
     app()

@@ -24,6 +24,8 @@ from moorage.content.catalog import RepositoryCatalog
 from moorage.content.deletion import DeletionService
 from moorage.content.manifests import ManifestService
 from moorage.content.uploads import UploadService
+from moorage.fsck import StoreChecker
+from moorage.gc import GarbageCollector
 from moorage.metadata.database import Database
 from moorage.settings import Settings
 from moorage.storage import BlobStore, create_blob_store
@@ -46,6 +48,8 @@ class Services:
     catalog: RepositoryCatalog
     quotas: QuotaService
     deletion: DeletionService
+    gc: GarbageCollector
+    fsck: StoreChecker
     archives: ArchiveService
     signer: TokenSigner
     login: RegistryLogin
@@ -95,13 +99,15 @@ def build_services(settings: Settings) -> Services:
     )
     build_jobs = BuildJobService(database)
     policy = AccessPolicy(namespaces)
+    deletion = DeletionService(database, quotas, settings.deleted_retention)
+    collector = GarbageCollector(database, store, deletion, settings.gc_grace_period)
     manifests = ManifestService(database, quotas)
     return Services(
         settings=settings,
         database=database,
         store=store,
         uploads=UploadService(database, store, settings.upload_expiry_seconds, quotas),
-        blobs=BlobService(database, store),
+        blobs=BlobService(database, store, settings.gc_grace_period / 2),
         manifests=manifests,
         accounts=accounts,
         namespaces=namespaces,
@@ -109,7 +115,9 @@ def build_services(settings: Settings) -> Services:
         limiter=limiter,
         catalog=RepositoryCatalog(database, quotas),
         quotas=quotas,
-        deletion=DeletionService(database, quotas, settings.deleted_retention),
+        deletion=deletion,
+        gc=collector,
+        fsck=StoreChecker(database, store, collector),
         archives=ArchiveService(database, store, manifests, quotas),
         signer=signer,
         login=login,

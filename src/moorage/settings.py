@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     upload_expiry_seconds: int = Field(default=24 * 3600, ge=60)
     # How long deleted tags and repositories stay restorable; 0 deletes at once.
     deleted_retention: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
+    # How long garbage collection spares an unreferenced upload, blob link or untagged
+    # manifest: a push in progress has its blobs before its manifest arrives.
+    gc_grace_period: timedelta = Field(default=timedelta(hours=1), ge=timedelta(0))
+    # How often the server collects garbage itself; 0 leaves it to `moorage gc`.
+    gc_interval: timedelta = Field(default=timedelta(hours=1), ge=timedelta(0))
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
@@ -114,7 +119,7 @@ class Settings(BaseSettings):
             raise ValueError(f"listen must be HOST:PORT, got {value!r}")
         return value
 
-    @field_validator("deleted_retention", mode="before")
+    @field_validator("deleted_retention", "gc_grace_period", "gc_interval", mode="before")
     @classmethod
     def _read_duration(cls, value: object) -> object:
         # A variable is always text, which pydantic reads only as ISO 8601 ("P7D") or HH:MM:SS.
