@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from tests.support import TEST_NAMESPACE
@@ -122,10 +122,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def jwt_claims(token: str) -> dict[str, object]:
+def jwt_claims(token: str) -> dict[str, Any]:
     """The claims of a JWT, read without checking anything."""
     payload = token.split(".")[1]
-    claims: dict[str, object] = json.loads(
+    claims: dict[str, Any] = json.loads(
         base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     )
     return claims
@@ -152,10 +152,10 @@ TUNED_SETTINGS = {
 }
 
 
-def from_address(address: str, **options: object) -> httpx.Client:
+def from_address(address: str) -> httpx.Client:
     """A client whose connections come from `address` (any of 127.0.0.0/8 reaches the server)."""
     transport = httpx.HTTPTransport(local_address=address, verify=False)
-    return httpx.Client(transport=transport, timeout=60, **options)  # type: ignore[arg-type]
+    return httpx.Client(transport=transport, timeout=60)
 
 
 @contextmanager

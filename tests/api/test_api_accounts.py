@@ -57,14 +57,15 @@ def test_me(api: httpx.Client, member: Account) -> None:
 def test_me_needs_the_account_password(
     api: httpx.Client, member: Account, credentials: str
 ) -> None:
-    options: dict[str, object] = {
-        "none": {},
-        "wrong": {"auth": (member.name, "not-the-password")},
-        "registry": {"auth": member.registry_auth},
-        "bearer": {"headers": {"Authorization": "Bearer abc.def.ghi"}},
+    auth = {
+        "none": None,
+        "wrong": (member.name, "not-the-password"),
+        "registry": member.registry_auth,
+        "bearer": None,
     }[credentials]
+    headers = {"Authorization": "Bearer abc.def.ghi"} if credentials == "bearer" else {}
 
-    response = api.get("/me", **options)  # type: ignore[arg-type]
+    response = api.get("/me", auth=auth, headers=headers)
 
     assert_api_error(response, 401, "UNAUTHORIZED")
     assert response.headers["www-authenticate"].startswith("Basic realm=")

@@ -80,18 +80,18 @@ def forged(
     return jwt.encode(claims, key or signing_key(server), algorithm="ES256", headers=header)
 
 
-def requests_on(repository: str, digest: str) -> list[tuple[str, str, dict[str, object]]]:
-    """One request of each kind a client makes on a repository."""
+def requests_on(repository: str, digest: str) -> list[tuple[str, str, bytes | None]]:
+    """One request of each kind a client makes on a repository: method, path, body."""
     return [
-        ("GET", f"/v2/{repository}/manifests/v1", {}),
-        ("HEAD", f"/v2/{repository}/manifests/v1", {}),
-        ("GET", f"/v2/{repository}/blobs/{digest}", {}),
-        ("GET", f"/v2/{repository}/tags/list", {}),
-        ("GET", f"/v2/{repository}/referrers/{digest}", {}),
-        ("POST", f"/v2/{repository}/blobs/uploads/", {}),
-        ("PUT", f"/v2/{repository}/manifests/v2", {"content": b"{}"}),
-        ("DELETE", f"/v2/{repository}/manifests/{digest}", {}),
-        ("DELETE", f"/v2/{repository}/blobs/{digest}", {}),
+        ("GET", f"/v2/{repository}/manifests/v1", None),
+        ("HEAD", f"/v2/{repository}/manifests/v1", None),
+        ("GET", f"/v2/{repository}/blobs/{digest}", None),
+        ("GET", f"/v2/{repository}/tags/list", None),
+        ("GET", f"/v2/{repository}/referrers/{digest}", None),
+        ("POST", f"/v2/{repository}/blobs/uploads/", None),
+        ("PUT", f"/v2/{repository}/manifests/v2", b"{}"),
+        ("DELETE", f"/v2/{repository}/manifests/{digest}", None),
+        ("DELETE", f"/v2/{repository}/blobs/{digest}", None),
     ]
 
 
@@ -117,24 +117,20 @@ def test_someone_elses_repository_looks_exactly_like_a_missing_one(
     scope = "pull,push,delete"
 
     for other in missing:
-        for method, path, extra in requests_on(existing, digest):
-            other_path = path.replace(existing, other)
-            answers: list[tuple[httpx.Response, httpx.Response]] = []
-            for auth in [bob.registry_auth, None]:
-                answers.append(
-                    (
-                        http.request(method, path, auth=auth, **extra),  # type: ignore[arg-type]
-                        http.request(method, other_path, auth=auth, **extra),  # type: ignore[arg-type]
-                    )
-                )
-            tokens = [
-                bearer_token(server, bob.registry_auth, f"repository:{name}:{scope}")
-                for name in (existing, other)
+        tokens = {
+            name: bearer(bearer_token(server, bob.registry_auth, f"repository:{name}:{scope}"))
+            for name in (existing, other)
+        }
+        for method, path, body in requests_on(existing, digest):
+            paths = (path, path.replace(existing, other))
+            answers = [
+                tuple(http.request(method, each, content=body, auth=auth) for each in paths)
+                for auth in (bob.registry_auth, None)
             ]
             answers.append(
-                (
-                    http.request(method, path, headers=bearer(tokens[0]), **extra),  # type: ignore[arg-type]
-                    http.request(method, other_path, headers=bearer(tokens[1]), **extra),  # type: ignore[arg-type]
+                tuple(
+                    http.request(method, each, content=body, headers=tokens[name])
+                    for each, name in zip(paths, (existing, other), strict=True)
                 )
             )
             for to_existing, to_missing in answers:
