@@ -269,11 +269,14 @@ class ManifestService:
             return
         await self._quotas.check_new_tag(connection, repository_id, repository)
         inserted = await connection.execute(
-            self._database.insert_ignoring_duplicates(tags).values(
+            self._database.insert_ignoring_duplicates(tags)
+            .values(
                 repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=utc_now()
             )
+            .returning(tags.c.name)
         )
-        if not inserted.rowcount:
+        # RETURNING, not rowcount: PostgreSQL reports no rowcount for ON CONFLICT DO NOTHING.
+        if inserted.first() is None:
             # A concurrent push created the same tag between our update and insert.
             await connection.execute(retag)
 
