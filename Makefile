@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench system-packages clean
+.PHONY: run test test-postgresql lint bench system-packages clean
 
 $(STAMP): pyproject.toml
 	scripts/install-system-packages python
@@ -26,6 +26,11 @@ lint: $(STAMP)
 
 test: system-packages $(STAMP) lint
 	$(BIN)/pytest
+
+# The database-heavy suites again, each test server on its own PostgreSQL database.
+test-postgresql: system-packages $(STAMP)
+	MOORAGE_TEST_DATABASE=postgresql $(BIN)/pytest tests/registry tests/content tests/accounts \
+		tests/api tests/test_gc.py tests/test_fsck.py
 
 bench: system-packages $(STAMP)
 	$(BIN)/python bench/run.py
