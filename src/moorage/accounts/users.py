@@ -20,7 +20,7 @@ from moorage.metadata.tables import users
 
 log = get_logger(__name__)
 
-# Registry passwords verified recently, so HTTP Basic on every /v2 request skips argon2.
+# Passwords verified recently, so HTTP Basic on every request does not run argon2 again.
 VERIFIED_CACHE_ENTRIES = 1024
 
 
@@ -107,7 +107,7 @@ class AccountService:
     async def sign_in(self, name: str, password: str) -> User:
         """The account, if `password` is its account password (console and management API)."""
         row = await self._row(name)
-        if row is None or not await verify_password(row.password_hash, password):
+        if row is None or not await self._matches(name, password, row.password_hash):
             raise UnauthorizedError("invalid account name or password")
         return _user(row)
 
@@ -124,11 +124,8 @@ class AccountService:
                     f" in the console, or run `moorage user activate {name}`"
                 )
             raise UnauthorizedError("invalid username or password")
-        key = (name, hashlib.sha256(password.encode()).hexdigest())
-        if self._verified.get(key) != row.registry_password_hash:
-            if not await verify_password(row.registry_password_hash, password):
-                raise UnauthorizedError("invalid username or password")
-            self._remember(key, row.registry_password_hash)
+        if not await self._matches(name, password, row.registry_password_hash):
+            raise UnauthorizedError("invalid username or password")
         return _user(row)
 
     async def set_registry_password(self, name: str, password: str) -> User:
@@ -165,7 +162,15 @@ class AccountService:
         async with self._database.reading() as connection:
             return (await connection.execute(select(users).where(users.c.name == name))).first()
 
-    def _remember(self, key: tuple[str, str], password_hash: str) -> None:
+    async def _matches(self, name: str, password: str, password_hash: str) -> bool:
+        """Whether `password` matches; argon2 runs once per password and stored hash."""
+        key = (name, hashlib.sha256(f"{password_hash}:{password}".encode()).hexdigest())
+        if self._verified.get(key) == password_hash:
+            return True
+        if not await verify_password(password_hash, password):
+            return False
+        # A changed password changes the stored hash, so a remembered match stops counting.
         self._verified[key] = password_hash
         while len(self._verified) > VERIFIED_CACHE_ENTRIES:
             self._verified.popitem(last=False)
+        return True
