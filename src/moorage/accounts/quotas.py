@@ -1,9 +1,15 @@
 """Quotas: limits per account, enforced inside the transaction that would exceed them.
 
 Usage is counted live from the repositories, tags and namespaces that exist, in the same
-write transaction that adds one, with the owning row locked (`FOR UPDATE` on PostgreSQL;
-SQLite serializes writers already). Two pushes can therefore never both take the last slot,
-and a delete gives its slot back the moment it commits.
+write transaction that adds one, with the owning row locked (`FOR NO KEY UPDATE` on
+PostgreSQL; SQLite serializes writers already). Two pushes can therefore never both take the
+last slot, and a delete gives its slot back the moment it commits.
+
+Why `FOR NO KEY UPDATE` and not `FOR UPDATE`: a push inserts its manifest before it checks
+the tag quota, and that row's foreign key takes a `FOR KEY SHARE` lock on the repository.
+Two pushes that both then asked for `FOR UPDATE` would each wait for the other's key share
+to end: a deadlock. `FOR NO KEY UPDATE` conflicts with itself, so the checks still take
+turns, but not with key shares.
 """
 
 from __future__ import annotations
@@ -156,7 +162,9 @@ class QuotaService:
     ) -> None:
         """Refuse a new tag over the repository's limit; locks the repository row."""
         locked = select(repositories.c.namespace_id).where(repositories.c.id == repository_id)
-        namespace_id = (await connection.execute(locked.with_for_update())).scalar_one()
+        namespace_id = (
+            await connection.execute(locked.with_for_update(key_share=True))
+        ).scalar_one()
         owner = await _namespace_owner(connection, namespace_id)
         if owner is None:
             return
@@ -170,8 +178,8 @@ class QuotaService:
 
     async def check_new_namespace(self, connection: AsyncConnection, owner_id: int) -> None:
         """Refuse a namespace over the account's limit; locks the account row."""
-        locked = select(users.c.name).where(users.c.id == owner_id).with_for_update()
-        owner_name = (await connection.execute(locked)).scalar_one()
+        locked = select(users.c.name).where(users.c.id == owner_id)
+        owner_name = (await connection.execute(locked.with_for_update(key_share=True))).scalar_one()
         limits = await self.limits_of(connection, owner_id)
         count = (
             select(func.count()).select_from(namespaces).where(namespaces.c.owner_id == owner_id)
@@ -468,8 +476,8 @@ async def _lock_namespace_owner(
 ) -> tuple[int, str] | None:
     owner = await _namespace_owner(connection, namespace_id)
     if owner is not None:
-        locked = select(users.c.id).where(users.c.id == owner[0]).with_for_update()
-        await connection.execute(locked)
+        locked = select(users.c.id).where(users.c.id == owner[0])
+        await connection.execute(locked.with_for_update(key_share=True))
     return owner
 
 
