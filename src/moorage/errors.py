@@ -11,6 +11,7 @@
     │   ├── UploadInvalidError           an upload request is malformed
     │   ├── RangeInvalidError            a chunk does not start where the upload ends
     │   ├── UnsupportedError             the operation or media type is not supported
+    │   ├── BlobInUseError               a blob a manifest still uses cannot be deleted
     │   ├── FieldInvalidError            a management API field is wrong (`detail` names it)
     │   └── ArchiveInvalidError          an imported archive is not a valid OCI image layout
     ├── NotFoundError                the thing asked for does not exist (or is not the caller's)
@@ -95,6 +96,10 @@ class FieldInvalidError(InvalidInputError):
 
 class ArchiveInvalidError(InvalidInputError):
     """An archive to import is damaged, truncated, or not an OCI image layout."""
+
+
+class BlobInUseError(InvalidInputError):
+    """A manifest of the repository, live or restorable, still uses the blob."""
 
 
 class NotFoundError(MoorageError):

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import httpx
 import pytest
 from tests.conftest import RunningServer
-from tests.support import assert_error, push_blob, sha256, unique_repository
+from tests.support import (
+    assert_error,
+    image_manifest,
+    push_blob,
+    push_manifest,
+    sha256,
+    unique_repository,
+)
 
 Stored = tuple[str, bytes, str]
 
@@ -150,3 +158,20 @@ def test_delete_in_an_unknown_repository_is_404(client: httpx.Client) -> None:
     response = client.delete(f"/v2/{unique_repository()}/blobs/{sha256(b'x')}")
 
     assert_error(response, 404, "BLOB_UNKNOWN")
+
+
+def test_a_blob_a_manifest_uses_cannot_be_deleted(client: httpx.Client) -> None:
+    repository = unique_repository()
+    manifest = json.loads(image_manifest(client, repository, layers=1))
+    assert push_manifest(client, repository, "v1", json.dumps(manifest).encode()).status_code == 201
+    layer = manifest["layers"][0]["digest"]
+
+    refused = client.delete(f"/v2/{repository}/blobs/{layer}")
+
+    assert_error(refused, 405, "UNSUPPORTED")
+    assert "delete the manifest" in refused.json()["errors"][0]["message"]
+    assert client.get(f"/v2/{repository}/blobs/{layer}").status_code == 200
+    client.delete(f"/v2/{repository}/manifests/v1")
+    assert client.delete(f"/v2/{repository}/blobs/{layer}").status_code == 405, (
+        "a deleted manifest stays restorable, so its blobs stay too"
+    )

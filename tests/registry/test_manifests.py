@@ -554,3 +554,50 @@ def test_manifest_is_also_served_as_a_blob(client: httpx.Client) -> None:
 
     assert as_blob.status_code == 200
     assert as_blob.content == manifest
+
+
+@pytest.mark.parametrize("size", [2**63, 10**30])
+def test_a_size_beyond_64_bits_is_refused(client: httpx.Client, size: int) -> None:
+    repository = unique_repository()
+    manifest = json.loads(image_manifest(client, repository, layers=1))
+    manifest["layers"][0]["size"] = size
+
+    response = push_manifest(client, repository, "huge", json.dumps(manifest).encode())
+
+    assert_error(response, 400, "MANIFEST_INVALID")
+    assert client.get(f"/v2/{repository}/manifests/huge").status_code == 404
+
+
+def test_a_size_that_is_not_the_blobs_size_is_refused(client: httpx.Client) -> None:
+    repository = unique_repository()
+    manifest = json.loads(image_manifest(client, repository, layers=1))
+    manifest["config"]["size"] += 1
+
+    response = push_manifest(client, repository, "lying", json.dumps(manifest).encode())
+
+    assert_error(response, 400, "MANIFEST_INVALID")
+    assert "bytes" in response.json()["errors"][0]["message"]
+
+
+def test_an_index_platform_must_name_its_os_as_text(client: httpx.Client) -> None:
+    repository = unique_repository()
+    child = image_manifest(client, repository, layers=1)
+    child_digest = push_manifest(client, repository, "child", child).headers[
+        "docker-content-digest"
+    ]
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": child_digest,
+                "size": len(child),
+                "platform": {"os": 1, "architecture": []},
+            }
+        ],
+    }
+
+    response = push_manifest(client, repository, "index", json.dumps(index).encode(), OCI_INDEX)
+
+    assert_error(response, 400, "MANIFEST_INVALID")

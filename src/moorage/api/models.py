@@ -55,7 +55,7 @@ class NewToken(BaseModel):
     name: str
     scope: Literal["pull", "pull,push"] = "pull"
     namespace: str | None = None
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650, strict=True)
 
 
 class TokenOut(BaseModel):

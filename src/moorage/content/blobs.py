@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.clock import utc_now
 from moorage.content.repositories import find_blob_link, find_repository_id, touch_blob_link
-from moorage.errors import BlobUnknownError
+from moorage.errors import BlobInUseError, BlobUnknownError
 from moorage.metadata.database import Database
-from moorage.metadata.tables import manifests, repositories, repository_blobs
+from moorage.metadata.tables import manifest_references, manifests, repositories, repository_blobs
 from moorage.oci.digest import Digest
 from moorage.storage.base import BlobMissingError, BlobStore
 
@@ -91,6 +92,7 @@ class BlobService:
             repository_id = await find_repository_id(connection, repository)
             deleted = None
             if repository_id is not None:
+                await _refuse_if_used(connection, repository_id, repository, digest)
                 deleted = await connection.execute(
                     delete(repository_blobs).where(
                         repository_blobs.c.repository_id == repository_id,
@@ -99,3 +101,24 @@ class BlobService:
                 )
         if deleted is None or deleted.rowcount == 0:
             raise BlobUnknownError(f"blob {digest} is unknown to repository {repository}")
+
+
+async def _refuse_if_used(
+    connection: AsyncConnection, repository_id: int, repository: str, digest: Digest
+) -> None:
+    """A blob that a manifest of the repository uses, even a restorable one, must stay."""
+    query = (
+        select(manifests.c.digest)
+        .join(manifest_references, manifest_references.c.manifest_id == manifests.c.id)
+        .where(
+            manifests.c.repository_id == repository_id,
+            manifest_references.c.digest == str(digest),
+        )
+        .limit(1)
+    )
+    user = (await connection.execute(query)).scalar_one_or_none()
+    if user is not None:
+        raise BlobInUseError(
+            f"blob {digest} is used by manifest {user} of {repository}; delete the manifest"
+            " (or its tags) first, and garbage collection removes the blob"
+        )

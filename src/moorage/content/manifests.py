@@ -13,12 +13,14 @@ from moorage.content.repositories import ensure_repository, find_repository_id
 from moorage.errors import (
     DigestInvalidError,
     ManifestBlobUnknownError,
+    ManifestInvalidError,
     ManifestUnknownError,
     NameUnknownError,
 )
 from moorage.log import get_logger
 from moorage.metadata.database import Database
 from moorage.metadata.tables import (
+    blobs,
     manifest_references,
     manifests,
     namespaces,
@@ -309,14 +311,17 @@ async def _check_references(
     wanted_blobs = {str(descriptor.digest) for descriptor in parsed.required_blobs}
     if wanted_blobs:
         query = (
-            select(repository_blobs.c.digest)
+            select(repository_blobs.c.digest, blobs.c.size)
+            .join(blobs, blobs.c.digest == repository_blobs.c.digest)
             .where(
                 repository_blobs.c.repository_id == repository_id,
                 repository_blobs.c.digest.in_(wanted_blobs),
             )
-            .with_for_update(read=True)
+            .with_for_update(read=True, of=repository_blobs)
         )
-        missing = wanted_blobs - set((await connection.execute(query)).scalars())
+        stored = {row.digest: row.size for row in (await connection.execute(query)).all()}
+        _check_sizes(parsed.required_blobs, stored)
+        missing = wanted_blobs - set(stored)
         if missing:
             raise ManifestBlobUnknownError(
                 f"manifest references blob {sorted(missing)[0]}, which is not in the repository",
@@ -325,7 +330,7 @@ async def _check_references(
     wanted_manifests = {str(descriptor.digest) for descriptor in parsed.manifest_references}
     if wanted_manifests:
         query = (
-            select(manifests.c.digest)
+            select(manifests.c.digest, manifests.c.size)
             .where(
                 manifests.c.repository_id == repository_id,
                 manifests.c.digest.in_(wanted_manifests),
@@ -333,9 +338,22 @@ async def _check_references(
             )
             .with_for_update(read=True)
         )
-        missing = wanted_manifests - set((await connection.execute(query)).scalars())
+        stored = {row.digest: row.size for row in (await connection.execute(query)).all()}
+        _check_sizes(parsed.manifest_references, stored)
+        missing = wanted_manifests - set(stored)
         if missing:
             raise ManifestBlobUnknownError(
                 f"index references manifest {sorted(missing)[0]}, which is not in the repository",
                 detail={"digest": sorted(missing)[0]},
+            )
+
+
+def _check_sizes(descriptors: tuple[Descriptor, ...], stored: dict[str, int]) -> None:
+    """Refuse a descriptor whose size is not the size of the content it names."""
+    for descriptor in descriptors:
+        size = stored.get(str(descriptor.digest))
+        if size is not None and size != descriptor.size:
+            raise ManifestInvalidError(
+                f"the descriptor of {descriptor.digest} says {descriptor.size} bytes,"
+                f" but it is {size} bytes"
             )

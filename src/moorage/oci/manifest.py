@@ -27,6 +27,8 @@ from moorage.oci.media_types import (
 from moorage.oci.quoting import shown
 
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
+SIZE_MAX: Final = 2**63 - 1
+"""The largest descriptor size: clients decode sizes as signed 64-bit integers."""
 """The largest manifest accepted, in bytes."""
 
 
@@ -236,6 +238,9 @@ def _descriptor(value: object, where: str) -> Descriptor:
     platform = value.get("platform")
     if platform is not None and not isinstance(platform, dict):
         raise ManifestInvalidError(f"manifest {where}.platform must be an object")
+    for key in ("os", "architecture", "variant", "os.version"):
+        if platform is not None and key in platform and not isinstance(platform[key], str):
+            raise ManifestInvalidError(f"manifest {where}.platform.{key} must be a string")
     return Descriptor(
         media_type=media_type,
         digest=_digest(value.get("digest"), f"{where}.digest"),
@@ -269,9 +274,11 @@ def _digest(value: object, where: str) -> Digest:
 
 
 def _size(value: object, where: str) -> int:
-    """Validate the size of a descriptor."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ManifestInvalidError(f"manifest {where} must be a non-negative integer")
+    """Validate the size of a descriptor: what a signed 64-bit integer holds, as clients need."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= SIZE_MAX:
+        raise ManifestInvalidError(
+            f"manifest {where} must be a non-negative integer of at most {SIZE_MAX}"
+        )
     return value
 
 

@@ -30,6 +30,7 @@ ERROR_CODES: dict[type[errors.MoorageError], ErrorCode] = {
     errors.UploadInvalidError: ErrorCode("BLOB_UPLOAD_INVALID", "blob upload invalid", 400),
     errors.RangeInvalidError: ErrorCode("BLOB_UPLOAD_INVALID", "range not satisfiable", 416),
     errors.UnsupportedError: ErrorCode("UNSUPPORTED", "the operation is unsupported", 415),
+    errors.BlobInUseError: ErrorCode("UNSUPPORTED", "the blob is in use", 405),
     errors.FieldInvalidError: ErrorCode("INVALID_FIELD", "a field is invalid", 400),
     errors.ArchiveInvalidError: ErrorCode("ARCHIVE_INVALID", "the archive is invalid", 400),
     errors.InvalidInputError: ErrorCode("UNSUPPORTED", "invalid request", 400),
