@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from moorage.auth.access import Scope
+from moorage.keyfiles import read_or_create_secret_file
 
 ALGORITHM = "ES256"
 ACCESS_KIND = "access"
@@ -65,27 +65,16 @@ class IssuedToken:
 
 def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
     """The P-256 signing key at `path`, created (mode 0600) if there is none yet."""
-    if not path.exists():
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
+
+    def new_pem() -> bytes:
+        return ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            # link() fails if another process created the key first; then theirs is used.
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+    pem = read_or_create_secret_file(path, new_pem)
+    loaded = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path} does not hold an EC private key")
     return loaded

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from moorage.keyfiles import read_or_create_secret_file
+
 
 def load_or_create_fernet_key(path: Path) -> bytes:
     """The Fernet key at `path`, created (mode 0600) if there is none yet."""
-    if not path.exists():
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(Fernet.generate_key())
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            # link() fails if another process made the key first; then theirs is used.
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    return path.read_bytes().strip()
+    return read_or_create_secret_file(path, Fernet.generate_key).strip()
 
 
 class SecretBox:

@@ -6,13 +6,14 @@ no secret but the CSRF token, which is only useful to the browser that already h
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from moorage.keyfiles import read_or_create_secret_file
 
 COOKIE_NAME = "moorage_session"
 # A session ends this long after sign-in, however busy it was.
@@ -109,18 +110,4 @@ class SessionSigner:
 
 def load_or_create_session_key(path: Path) -> bytes:
     """The random session-signing key at `path`, created (mode 0600) if there is none yet."""
-    if not path.exists():
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(secrets.token_bytes(KEY_BYTES))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            # link() fails if another process made the key first; then theirs is used.
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    return path.read_bytes()
+    return read_or_create_secret_file(path, lambda: secrets.token_bytes(KEY_BYTES))
