@@ -12,11 +12,11 @@ from moorage.accounts.users import AccountService
 from moorage.auth.controller import TokenAccessController
 from moorage.auth.login import RegistryLogin
 from moorage.auth.policy import AccessPolicy
-from moorage.auth.signing import TokenSigner, load_or_create_key
+from moorage.auth.signing import TokenSigner
 from moorage.builds.jobs import BuildJobService
 from moorage.builds.logs import BuildLogService
 from moorage.builds.rule_store import BuildRuleService
-from moorage.builds.secrets import SecretBox, load_or_create_fernet_key
+from moorage.builds.secrets import SecretBox
 from moorage.builds.webhooks import WebhookService
 from moorage.content.archive import ArchiveService
 from moorage.content.blobs import BlobService
@@ -27,6 +27,7 @@ from moorage.content.uploads import UploadService
 from moorage.fsck import StoreChecker
 from moorage.gc import GarbageCollector
 from moorage.metadata.database import Database
+from moorage.secret_keys import SecretKeys
 from moorage.settings import Settings
 from moorage.storage import BlobStore, create_blob_store
 
@@ -38,6 +39,7 @@ class Services:
     settings: Settings
     database: Database
     store: BlobStore
+    keys: SecretKeys
     uploads: UploadService
     blobs: BlobService
     manifests: ManifestService
@@ -61,8 +63,9 @@ class Services:
     build_hooks: WebhookService
 
     async def start(self) -> None:
-        """Migrate the database and create the first admin if the settings name one."""
+        """Migrate the database, load the keys, create the first admin if the settings name one."""
         await self.database.migrate()
+        await self.keys.load()
         admin, password = self.settings.admin_user, self.settings.admin_password
         if admin and password:
             await self.accounts.ensure_first_admin(admin, password.get_secret_value())
@@ -77,6 +80,7 @@ def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     store = create_blob_store(settings)
+    keys = SecretKeys(database, legacy_dir=settings.data_dir)
     quotas = QuotaService(database, settings.quotas)
     accounts = AccountService(database)
     namespaces = NamespaceService(database, quotas)
@@ -85,7 +89,7 @@ def build_services(settings: Settings) -> Services:
         database, settings.auth.login_failures_per_window, settings.auth.login_window_seconds
     )
     signer = TokenSigner(
-        load_or_create_key(settings.token_key_path),
+        keys.token_signing_key,
         issuer=settings.auth.issuer,
         service=settings.auth.service,
         lifetime=settings.auth.token_lifetime_seconds,
@@ -94,7 +98,7 @@ def build_services(settings: Settings) -> Services:
     build_rules = BuildRuleService(
         database,
         namespaces,
-        SecretBox(load_or_create_fernet_key(settings.build_secrets_key_path)),
+        SecretBox(keys.build_secrets_key),
         settings.builds.allow_file_urls,
     )
     build_jobs = BuildJobService(database)
@@ -106,6 +110,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         database=database,
         store=store,
+        keys=keys,
         uploads=UploadService(database, store, settings.upload_expiry_seconds, quotas),
         blobs=BlobService(database, store, settings.gc_grace_period / 2),
         manifests=manifests,

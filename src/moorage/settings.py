@@ -210,16 +210,6 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def token_key_path(self) -> Path:
-        """The private key that signs registry tokens, made on first start."""
-        return self.data_dir / "token-signing-key.pem"
-
-    @property
-    def build_secrets_key_path(self) -> Path:
-        """The key that encrypts build credentials and webhook secrets, made on first start."""
-        return self.data_dir / "build-secrets.key"
-
-    @property
     def build_work_dir(self) -> Path:
         """Where workers keep the clones, contexts and image storage of running builds."""
         return self.builds.work_dir or self.data_dir / "builds"

@@ -6,6 +6,7 @@ same challenge, names aside.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import Iterator
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from tests.account_support import (
     API,
@@ -29,6 +29,9 @@ from tests.account_support import (
     unique_name,
 )
 from tests.support import assert_error, push_blob, push_image, sha256
+
+from moorage.metadata.database import Database
+from moorage.secret_keys import SecretKeys
 
 if TYPE_CHECKING:
     from tests.conftest import RunningServer
@@ -61,11 +64,16 @@ def http(server: RunningServer) -> Iterator[httpx.Client]:
 
 
 def signing_key(server: RunningServer) -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_pem_private_key(
-        (server.data_dir / "token-signing-key.pem").read_bytes(), password=None
-    )
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return key
+    async def read() -> ec.EllipticCurvePrivateKey:
+        database = Database(server.settings().resolved_database_url)
+        try:
+            keys = SecretKeys(database, legacy_dir=None)
+            await keys.load()
+            return keys.token_signing_key()
+        finally:
+            await database.close()
+
+    return asyncio.run(read())
 
 
 def forged(

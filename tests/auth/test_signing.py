@@ -6,9 +6,7 @@ import base64
 import hashlib
 import json
 import re
-import stat
 import time
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -22,7 +20,6 @@ from moorage.auth.signing import (
     TokenInvalidError,
     TokenSigner,
     key_id,
-    load_or_create_key,
 )
 
 PULL_WEB = Scope("repository", "alice/web", frozenset({"pull"}))
@@ -35,7 +32,7 @@ def key() -> ec.EllipticCurvePrivateKey:
 
 @pytest.fixture
 def signer(key: ec.EllipticCurvePrivateKey) -> TokenSigner:
-    return TokenSigner(key, issuer="moorage", service="moorage", lifetime=300)
+    return TokenSigner(lambda: key, issuer="moorage", service="moorage", lifetime=300)
 
 
 def claims_of(token: str) -> dict[str, Any]:
@@ -219,29 +216,3 @@ def test_key_id_is_the_libtrust_fingerprint(key: ec.EllipticCurvePrivateKey) -> 
 
     assert re.fullmatch(r"([A-Z2-7]{4}:){11}[A-Z2-7]{4}", kid)
     assert kid.replace(":", "") == expected
-
-
-def test_the_signing_key_is_made_once_private_and_then_reused(tmp_path: Path) -> None:
-    path = tmp_path / "token-signing-key.pem"
-
-    first = load_or_create_key(path)
-    second = load_or_create_key(path)
-
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert key_id(first) == key_id(second)
-    assert [entry.name for entry in tmp_path.iterdir()] == [path.name]
-
-
-def test_a_key_file_of_another_kind_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "token-signing-key.pem"
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path.write_bytes(
-        rsa_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-    with pytest.raises(ValueError, match="EC private key"):
-        load_or_create_key(path)

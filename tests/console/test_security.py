@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +16,6 @@ from moorage.console.sessions import (
     COOKIE_NAME,
     Session,
     SessionSigner,
-    load_or_create_session_key,
 )
 
 KEY = b"k" * 32
@@ -42,7 +40,7 @@ async def refuse(request: Request, reason: str) -> Response:
 
 def console_app(always_secure: bool = False) -> ConsoleGuard:
     pages = Starlette(routes=[Route("/", whoami, methods=["GET", "POST"])])
-    return ConsoleGuard(pages, SessionSigner(KEY), refuse, always_secure)
+    return ConsoleGuard(pages, SessionSigner(lambda: KEY), refuse, always_secure)
 
 
 def client(app: object, base_url: str = "http://console.test") -> httpx.AsyncClient:
@@ -50,7 +48,7 @@ def client(app: object, base_url: str = "http://console.test") -> httpx.AsyncCli
 
 
 def cookie_for(session: Session) -> dict[str, str]:
-    return {COOKIE_NAME: SessionSigner(KEY).dumps(session)}
+    return {COOKIE_NAME: SessionSigner(lambda: KEY).dumps(session)}
 
 
 @pytest.mark.parametrize(
@@ -111,12 +109,12 @@ async def test_an_oversized_form_is_refused_before_it_is_read_whole() -> None:
 
 
 def test_forged_and_expired_sessions_are_refused() -> None:
-    signer = SessionSigner(KEY, lifetime_seconds=60)
+    signer = SessionSigner(lambda: KEY, lifetime_seconds=60)
     session = Session.signed_in("alice")
     old = Session(csrf_token="t", user="alice", started_at=int(time.time()) - 61)
 
     assert signer.loads(signer.dumps(session)) == session
-    assert SessionSigner(b"other-key" * 4).loads(signer.dumps(session)) is None
+    assert SessionSigner(lambda: b"other-key" * 4).loads(signer.dumps(session)) is None
     assert signer.loads(signer.dumps(session)[:-2] + "xx") is None
     assert signer.loads(signer.dumps(old)) is None
     assert signer.loads("garbage") is None
@@ -127,15 +125,6 @@ def test_signing_in_gives_a_new_csrf_token() -> None:
     assert Session.signed_in("alice").csrf_token != anonymous.csrf_token
 
 
-def test_the_session_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
-    path = tmp_path / "console-session.key"
-    first = load_or_create_session_key(path)
-
-    assert len(first) == 32
-    assert load_or_create_session_key(path) == first
-    assert path.stat().st_mode & 0o777 == 0o600
-
-
 async def api_user(request: Request) -> Response:
     return PlainTextResponse(getattr(request.state, "session_user", "anonymous"))
 
@@ -143,7 +132,7 @@ async def api_user(request: Request) -> Response:
 async def test_the_api_takes_the_cookie_for_reads_and_the_header_for_writes() -> None:
     session = Session.signed_in("alice")
     api = Starlette(routes=[Route("/me", api_user, methods=["GET", "POST"])])
-    async with client(ApiSessionGuard(api, SessionSigner(KEY))) as http:
+    async with client(ApiSessionGuard(api, SessionSigner(lambda: KEY))) as http:
         http.cookies.update(cookie_for(session))
         read = await http.get("/me")
         write = await http.post("/me")

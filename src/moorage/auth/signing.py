@@ -6,9 +6,9 @@ import base64
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from moorage.auth.access import Scope
-from moorage.keyfiles import read_or_create_secret_file
 
 ALGORITHM = "ES256"
 ACCESS_KIND = "access"
@@ -24,6 +23,10 @@ REFRESH_KIND = "refresh"
 REFRESH_LIFETIME_SECONDS = 30 * 24 * 3600
 # Tolerated clock difference between replicas, in seconds.
 LEEWAY_SECONDS = 60
+
+
+# The signing key; a function, since the key is read from the database when the services start.
+KeySource = Callable[[], ec.EllipticCurvePrivateKey]
 
 
 class TokenInvalidError(Exception):
@@ -63,23 +66,6 @@ class IssuedToken:
     issued_at: str
 
 
-def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """The P-256 signing key at `path`, created (mode 0600) if there is none yet."""
-
-    def new_pem() -> bytes:
-        return ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
-    pem = read_or_create_secret_file(path, new_pem)
-    loaded = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{path} does not hold an EC private key")
-    return loaded
-
-
 def key_id(key: ec.EllipticCurvePrivateKey) -> str:
     """The libtrust-style key id: 12 groups of 4 base32 characters of the public key's hash."""
     public = key.public_key().public_bytes(
@@ -92,12 +78,8 @@ def key_id(key: ec.EllipticCurvePrivateKey) -> str:
 class TokenSigner:
     """Issues and verifies this deployment's access and refresh tokens."""
 
-    def __init__(
-        self, key: ec.EllipticCurvePrivateKey, issuer: str, service: str, lifetime: int
-    ) -> None:
-        self._key = key
-        self._public_key = key.public_key()
-        self._kid = key_id(key)
+    def __init__(self, key: KeySource, issuer: str, service: str, lifetime: int) -> None:
+        self._key_source = key
         self.issuer = issuer
         self.service = service
         self.lifetime = lifetime
@@ -161,13 +143,14 @@ class TokenSigner:
         }
 
     def _sign(self, claims: dict[str, object]) -> str:
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self._kid})
+        key = self._key_source()
+        return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
 
     def _verify(self, token: str, kind: str) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._public_key,
+                self._key_source().public_key(),
                 algorithms=[ALGORITHM],
                 audience=self.service,
                 issuer=self.issuer,

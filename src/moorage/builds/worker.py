@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from moorage.auth.build_access import issue_build_credential
-from moorage.auth.signing import TokenSigner, load_or_create_key
+from moorage.auth.signing import TokenSigner
 from moorage.builds.context import prepare_context
 from moorage.builds.engine import BuildEngine, EngineJob, create_engine
 from moorage.builds.failures import BuildFailedError
@@ -227,7 +227,7 @@ def create_worker(services: Services) -> BuildWorker:
     settings = services.settings
     # Build credentials must outlive the longest build: their own signer sets that lifetime.
     signer = TokenSigner(
-        load_or_create_key(settings.token_key_path),
+        services.keys.token_signing_key,
         issuer=settings.auth.issuer,
         service=settings.auth.service,
         lifetime=settings.builds.timeout_seconds + CREDENTIAL_MARGIN_SECONDS,

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Scope
 from moorage.console.pages import create_templates, error_page
 from moorage.console.routes import CONSOLE_ROUTES
 from moorage.console.security import SECURITY_HEADERS, ApiSessionGuard, ConsoleGuard
-from moorage.console.sessions import SessionSigner, load_or_create_session_key
+from moorage.console.sessions import SessionSigner
 from moorage.log import get_logger
 from moorage.registry.errcodes import METHOD_NOT_ALLOWED, ROUTE_NOT_FOUND, error_body
 from moorage.services import Services
@@ -53,9 +53,9 @@ class _ConsoleMount(Mount):
 
 
 def create_console(services: Services) -> Console:
-    """The console over `services`, with the session key from the data dir."""
+    """The console over `services`, its cookies signed with the deployment's session key."""
     settings = services.settings
-    signer = SessionSigner(load_or_create_session_key(settings.data_dir / "console-session.key"))
+    signer = SessionSigner(services.keys.console_session_key)
     always_secure = bool(settings.tls_cert) or (settings.public_url or "").startswith("https://")
     pages = Starlette(
         routes=[*CONSOLE_ROUTES, Mount("/static", StaticFiles(directory=STATIC_DIR))],

@@ -1,6 +1,6 @@
 """Console sessions: a signed, time-limited cookie holding the account name and a CSRF token.
 
-The cookie is signed (not encrypted) with a key made in the data dir on first start; it holds
+The cookie is signed (not encrypted) with the deployment's session key; it holds
 no secret but the CSRF token, which is only useful to the browser that already has it.
 """
 
@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-
-from moorage.keyfiles import read_or_create_secret_file
 
 COOKIE_NAME = "moorage_session"
 # A session ends this long after sign-in, however busy it was.
 # TODO: no server-side record of sessions - signing out or changing the account password does
 # not end a copy of the session cookie taken before; it stays valid until this lifetime ends.
 SESSION_LIFETIME_SECONDS = 8 * 3600
-KEY_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +68,21 @@ class SessionHolder:
 class SessionSigner:
     """Turns sessions into cookie values and back, refusing forged or expired ones."""
 
-    def __init__(self, key: bytes, lifetime_seconds: int = SESSION_LIFETIME_SECONDS) -> None:
-        self._serializer = URLSafeTimedSerializer(key, salt="moorage-console-session")
+    def __init__(
+        self, key: Callable[[], bytes], lifetime_seconds: int = SESSION_LIFETIME_SECONDS
+    ) -> None:
+        # A function, since the key is read from the database when the services start.
+        self._key = key
+        self._serializer_of_key: URLSafeTimedSerializer | None = None
         self.lifetime_seconds = lifetime_seconds
+
+    @property
+    def _serializer(self) -> URLSafeTimedSerializer:
+        if self._serializer_of_key is None:
+            self._serializer_of_key = URLSafeTimedSerializer(
+                self._key(), salt="moorage-console-session"
+            )
+        return self._serializer_of_key
 
     def dumps(self, session: Session) -> str:
         """The signed cookie value of `session`."""
@@ -106,8 +115,3 @@ class SessionSigner:
             notice=notice if isinstance(notice, str) else None,
             started_at=started,
         )
-
-
-def load_or_create_session_key(path: Path) -> bytes:
-    """The random session-signing key at `path`, created (mode 0600) if there is none yet."""
-    return read_or_create_secret_file(path, lambda: secrets.token_bytes(KEY_BYTES))

@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, event
+from sqlalchemy import Connection, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The PostgreSQL advisory lock that serializes migrations of one database (any fixed number).
+MIGRATION_LOCK_KEY = 0x6D6F6F72
 
 
 class Database:
@@ -46,8 +48,13 @@ class Database:
         return postgresql.insert(table).on_conflict_do_nothing()
 
     async def migrate(self) -> None:
-        """Bring the schema up to the newest migration."""
+        """Bring the schema up to the newest migration; replicas starting together take turns."""
         async with self.engine.begin() as connection:
+            if not self.is_sqlite:
+                # Released at commit; the next replica then finds the schema already upgraded.
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
             await connection.run_sync(_upgrade)
 
     async def close(self) -> None:

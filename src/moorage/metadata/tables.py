@@ -347,3 +347,13 @@ build_log_lines = Table(
     Column("line", Text, nullable=False),
     Index("ix_build_log_lines_build", "build_id", "id"),
 )
+
+# The deployment's secret keys (token signing, console sessions, build secrets): kept here so
+# that every replica on this database signs and checks with the same ones.
+secret_keys = Table(
+    "secret_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
