@@ -78,13 +78,9 @@ _cluster: PostgresCluster | None = None
 
 def database_environment() -> dict[str, str]:
     """MOORAGE_* variables giving a new test server its own database."""
-    global _cluster
     if SELECTED != "postgresql":
         return {}
-    if _cluster is None:
-        _cluster = PostgresCluster()
-        _cluster.start()
-    return {"MOORAGE_DATABASE_URL": _cluster.create_database()}
+    return {"MOORAGE_DATABASE_URL": postgresql_database_url()}
 
 
 def stop_cluster() -> None:
@@ -93,3 +89,12 @@ def stop_cluster() -> None:
     if _cluster is not None:
         _cluster.stop()
         _cluster = None
+
+
+def postgresql_database_url() -> str:
+    """A new database in the session's PostgreSQL cluster, whichever database the run selected."""
+    global _cluster
+    if _cluster is None:
+        _cluster = PostgresCluster()
+        _cluster.start()
+    return _cluster.create_database()
