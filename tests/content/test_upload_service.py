@@ -223,3 +223,45 @@ async def test_a_blob_lost_from_storage_is_unknown_when_read(content: Content) -
 
     with pytest.raises(BlobUnknownError):
         _ = [part async for part in content.blobs.read(stored, 0, 49)]
+
+
+async def test_a_request_on_another_replica_cannot_write_while_one_writes(
+    content: Content,
+) -> None:
+    # Two upload services on one database and storage stand for two replicas.
+    first, second = content.uploads, content.restarted_uploads()
+    status = await first.start(REPOSITORY)
+    upload_id = status.upload_id
+    streaming, finish = asyncio.Event(), asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"a" * 100
+        streaming.set()
+        await finish.wait()
+        yield b"b" * 100
+
+    writing = asyncio.create_task(first.append(REPOSITORY, upload_id, Chunk(slow_body())))
+    await streaming.wait()
+
+    with pytest.raises(RangeInvalidError, match="another request is writing"):
+        await second.append(REPOSITORY, upload_id, chunk(b"c" * 50, 0))
+    with pytest.raises(RangeInvalidError, match="another request is writing"):
+        await second.complete(REPOSITORY, upload_id, digest_bytes(b"x"), None)
+    finish.set()
+    assert (await writing).size == 200
+
+    # Once the first request has ended, the other replica takes the next chunk and completes.
+    whole = b"a" * 100 + b"b" * 100 + b"c" * 50
+    assert await second.complete(REPOSITORY, upload_id, digest_bytes(whole), chunk(b"c" * 50, 200))
+    stored = await content.blobs.stat(REPOSITORY, digest_bytes(whole))
+    assert b"".join([part async for part in content.blobs.read(stored, 0, 249)]) == whole
+
+
+async def test_a_failed_request_leaves_the_upload_free_for_the_next(content: Content) -> None:
+    first, second = content.uploads, content.restarted_uploads()
+    status = await first.start(REPOSITORY)
+
+    with pytest.raises(SizeInvalidError):
+        await first.append(REPOSITORY, status.upload_id, Chunk(body(b"short"), None, 10))
+
+    assert (await second.append(REPOSITORY, status.upload_id, chunk(b"fine", 0))).size == 4

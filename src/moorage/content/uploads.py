@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
@@ -38,6 +38,9 @@ log = get_logger(__name__)
 
 # Hash states kept between the requests of chunked uploads; a miss costs one re-read.
 HASH_CACHE_ENTRIES = 4096
+# How long a request's claim on an upload lasts. A replica killed while it wrote leaves the
+# upload claimed until then (the client starts a new upload when it retries).
+CLAIM_DURATION = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +118,7 @@ class UploadService:
 
     async def append(self, repository: str, upload_id: str, chunk: Chunk) -> UploadStatus:
         """Append one chunk, which must start where the upload ends."""
-        async with self._lock(upload_id), _lost_is_unknown(upload_id):
-            await self._load_session(repository, upload_id)
+        async with self._claimed(repository, upload_id), _lost_is_unknown(upload_id):
             size = await self._append(upload_id, chunk)
             await self._record_size(upload_id, size)
         return UploadStatus(upload_id, repository, size)
@@ -125,8 +127,7 @@ class UploadService:
         self, repository: str, upload_id: str, digest: Digest, chunk: Chunk | None
     ) -> int:
         """Append a last chunk, verify the whole upload against `digest`, store the blob."""
-        async with self._lock(upload_id), _lost_is_unknown(upload_id):
-            await self._load_session(repository, upload_id)
+        async with self._claimed(repository, upload_id), _lost_is_unknown(upload_id):
             size = (
                 await self._append(upload_id, chunk)
                 if chunk is not None
@@ -166,8 +167,7 @@ class UploadService:
 
     async def cancel(self, repository: str, upload_id: str) -> None:
         """Drop an upload session and what it holds, once no request is writing to it."""
-        async with self._lock(upload_id):
-            await self._load_session(repository, upload_id)
+        async with self._claimed(repository, upload_id):
             await self._forget(upload_id)
 
     async def mount(self, repository: str, digest: Digest, source: str) -> int | None:
@@ -196,6 +196,42 @@ class UploadService:
         if expired:
             log.info("upload sessions expired", count=len(expired))
         return len(expired)
+
+    @contextlib.asynccontextmanager
+    async def _claimed(self, repository: str, upload_id: str) -> AsyncIterator[None]:
+        """The upload, for this request alone: requests on this replica wait their turn, and
+        one on another replica is refused while the claim lasts (chunks come one at a time)."""
+        async with self._lock(upload_id):
+            await self._load_session(repository, upload_id)
+            now = utc_now()
+            async with self._database.writing() as connection:
+                claimed = await connection.execute(
+                    update(upload_sessions)
+                    .where(
+                        upload_sessions.c.id == upload_id,
+                        or_(
+                            upload_sessions.c.claimed_until.is_(None),
+                            upload_sessions.c.claimed_until < now,
+                        ),
+                    )
+                    .values(claimed_until=now + CLAIM_DURATION)
+                )
+            if claimed.rowcount == 0:
+                await self._load_session(repository, upload_id)
+                raise RangeInvalidError(
+                    f"another request is writing to upload {upload_id}: send one chunk at a time"
+                )
+            # Recording the new size ends the claim, and so does completing or cancelling.
+            try:
+                yield
+            except BaseException:
+                async with self._database.writing() as connection:
+                    await connection.execute(
+                        update(upload_sessions)
+                        .where(upload_sessions.c.id == upload_id)
+                        .values(claimed_until=None)
+                    )
+                raise
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
@@ -262,7 +298,7 @@ class UploadService:
             await connection.execute(
                 update(upload_sessions)
                 .where(upload_sessions.c.id == upload_id)
-                .values(size=size, updated_at=utc_now())
+                .values(size=size, updated_at=utc_now(), claimed_until=None)
             )
 
     async def _forget(self, upload_id: str) -> None:

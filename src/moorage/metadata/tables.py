@@ -273,6 +273,8 @@ upload_sessions = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False, index=True),
+    # Set while a request writes to the upload, so that no request on another replica does.
+    Column("claimed_until", UtcDateTime(), nullable=True),
 )
 
 # Named leases, so that of several replicas sharing the database only one runs a job at a time.
