@@ -49,7 +49,8 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema up to the newest migration; replicas starting together take turns."""
-        async with self.engine.begin() as connection:
+        # On SQLite the write engine's BEGIN IMMEDIATE serializes them the same way.
+        async with self._write_engine.begin() as connection:
             if not self.is_sqlite:
                 # Released at commit; the next replica then finds the schema already upgraded.
                 await connection.execute(
