@@ -40,7 +40,8 @@ SECRET_ACCESS_KEY = "moorage-test-secret"
 REGION = "us-east-1"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -103,7 +104,7 @@ class S3Server:
 @contextmanager
 def moto_s3_server(log_path: Path) -> Iterator[S3Server]:
     """Start moto's server on a free loopback port, make one bucket, stop it afterwards."""
-    port = _free_port()
+    port = free_port()
     endpoint_url = f"http://127.0.0.1:{port}"
     with log_path.open("ab") as log:
         process = subprocess.Popen(

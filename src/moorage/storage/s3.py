@@ -99,6 +99,9 @@ class S3BlobStore:
             aws_secret_access_key=secret.get_secret_value() if secret else None,
             config=Config(
                 s3={"addressing_style": settings.addressing_style},
+                # Presigned URLs too: botocore would sign them with version 2, which newer
+                # AWS regions refuse.
+                signature_version="s3v4",
                 retries={"max_attempts": 3, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=60,
