@@ -11,7 +11,7 @@ import httpx
 import pytest
 from tests.s3server import S3Server, free_port
 
-from moorage.errors import StorageUnavailableError
+from moorage.errors import RangeInvalidError, StorageUnavailableError
 from moorage.oci.digest import digest_bytes
 from moorage.storage.s3 import MIN_PART_BYTES, S3BlobStore
 
@@ -176,6 +176,27 @@ async def test_one_chunk_past_the_copy_limit_is_copied_in_ranges(
 
     assert keys_and_etags(s3_server, bucket)[store_key(digest)].endswith("-2")
     assert await collect(store.read_blob(digest)) == content
+
+
+@pytest.mark.parametrize("late_size", [5, 9 * MiB])
+async def test_a_chunk_at_an_offset_already_taken_is_refused(
+    s3_server: S3Server, bucket: str, late_size: int
+) -> None:
+    # Two replicas that both saw the upload end at byte 0: the later chunk must not replace
+    # the bytes that the first one hashed, whether it goes up in one piece or in parts.
+    first, second = (S3BlobStore(s3_server.settings(bucket)) for _ in range(2))
+    await first.create_upload("u1")
+
+    async def racing() -> AsyncIterator[bytes]:
+        await first.append_upload("u1", pieces_of(b"first"))
+        async for piece in pieces_of(os.urandom(late_size)):
+            yield piece
+
+    with pytest.raises(RangeInvalidError):
+        await second.append_upload("u1", racing())
+
+    assert await collect(second.read_upload("u1")) == b"first"
+    assert open_multipart_uploads(s3_server, bucket) == []
 
 
 async def test_prefixes_keep_two_stores_apart(s3_server: S3Server, bucket: str) -> None:

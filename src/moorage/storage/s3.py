@@ -26,7 +26,7 @@ from anyio import to_thread
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from moorage.errors import DigestInvalidError, StorageUnavailableError
+from moorage.errors import DigestInvalidError, RangeInvalidError, StorageUnavailableError
 from moorage.log import get_logger
 from moorage.oci.digest import Digest
 from moorage.settings import S3Settings
@@ -41,7 +41,12 @@ from moorage.storage.base import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectTypeDef
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        CompleteMultipartUploadRequestTypeDef,
+        ObjectTypeDef,
+        PutObjectRequestTypeDef,
+    )
 
 log = get_logger(__name__)
 
@@ -56,6 +61,8 @@ _MARKER = "started"
 _OFFSET_DIGITS = 20
 # What S3 answers for an object, or a multipart upload, that is not there.
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchUpload"})
+# What S3 answers a write with `If-None-Match: *` whose key is taken, or being taken.
+_TAKEN_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _CONTENT_TYPE = "application/octet-stream"
 
 _T = TypeVar("_T")
@@ -63,6 +70,10 @@ _T = TypeVar("_T")
 
 class _ObjectMissingError(Exception):
     """S3 holds no object under the key asked for."""
+
+
+class _ObjectExistsError(Exception):
+    """A conditional write found the key taken: another writer stored it first."""
 
 
 class _RangeUnsatisfiableError(Exception):
@@ -130,7 +141,9 @@ class S3BlobStore:
         """Store a stream as the upload's next chunk object, return the upload's new size."""
         start = await self.upload_size(upload_id)
         key = self._chunk_key(upload_id, start)
-        writer = _ObjectWriter(self._client, self._bucket, key, self._part_bytes)
+        # Written only if the key is free: of two replicas sending a chunk at the same offset,
+        # one fails, rather than one hashing bytes that the other then overwrites.
+        writer = _ObjectWriter(self._client, self._bucket, key, self._part_bytes, exclusive=True)
         written = 0
         try:
             pending: list[bytes] = []
@@ -147,6 +160,12 @@ class S3BlobStore:
                 written += pending_bytes
             if written:
                 await _in_thread(writer.finish)
+        except _ObjectExistsError:
+            with anyio.CancelScope(shield=True):
+                await to_thread.run_sync(writer.abort)
+            raise RangeInvalidError(
+                f"another chunk of upload {upload_id} was stored at byte {start} meanwhile"
+            ) from None
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await to_thread.run_sync(writer.abort)
@@ -180,6 +199,8 @@ class S3BlobStore:
 
     async def commit_upload(self, upload_id: str, digest: Digest) -> None:
         """Assemble the chunk objects into the blob's object, then delete them."""
+        # TODO: the copy runs inside the service's metadata transaction - on SQLite, other writers
+        # wait for as long as S3 takes to copy the blob (seconds per GB); PostgreSQL does not.
         chunks = await _in_thread(self._upload_chunks, upload_id)
         if await self.blob_size(digest) is None:
             try:
@@ -419,8 +440,15 @@ class _ObjectWriter:
     Runs in worker threads. It holds at most one part of pending bytes.
     """
 
-    def __init__(self, client: S3Client, bucket: str, key: str, part_bytes: int) -> None:
+    # TODO: a multipart upload whose process died stays in the bucket - its parts cost storage
+    # until a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them; gc does not.
+
+    def __init__(
+        self, client: S3Client, bucket: str, key: str, part_bytes: int, exclusive: bool = False
+    ) -> None:
         self._client = client
+        # Send `If-None-Match: *`: complete the object only if nothing holds the key yet.
+        self._exclusive = exclusive
         self._bucket = bucket
         self._key = key
         self._part_bytes = part_bytes
@@ -458,20 +486,29 @@ class _ObjectWriter:
         if self._multipart_id is None:
             content = b"".join(self._pending)
             self._pending.clear()
+            put: PutObjectRequestTypeDef = {
+                "Bucket": self._bucket,
+                "Key": self._key,
+                "Body": content,
+                "ContentType": _CONTENT_TYPE,
+            }
+            if self._exclusive:
+                put["IfNoneMatch"] = "*"
             with _s3_errors("PutObject", self._key):
-                self._client.put_object(
-                    Bucket=self._bucket, Key=self._key, Body=content, ContentType=_CONTENT_TYPE
-                )
+                self._client.put_object(**put)
             return
         if self._pending:
             self._send_part()
+        complete: CompleteMultipartUploadRequestTypeDef = {
+            "Bucket": self._bucket,
+            "Key": self._key,
+            "UploadId": self._multipart_id,
+            "MultipartUpload": {"Parts": self._parts},
+        }
+        if self._exclusive:
+            complete["IfNoneMatch"] = "*"
         with _s3_errors("CompleteMultipartUpload", self._key):
-            self._client.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._multipart_id,
-                MultipartUpload={"Parts": self._parts},
-            )
+            self._client.complete_multipart_upload(**complete)
         self._multipart_id = None
 
     def abort(self) -> None:
@@ -542,6 +579,8 @@ def _s3_errors(operation: str, key: str) -> Iterator[None]:
             raise _ObjectMissingError(key) from None
         if code == "InvalidRange":
             raise _RangeUnsatisfiableError(key) from None
+        if code in _TAKEN_CODES:
+            raise _ObjectExistsError(key) from None
         log.error(
             "blob storage request failed",
             operation=operation,
