@@ -17,6 +17,7 @@ import httpx
 import pytest
 from tests.account_support import TUNED_SETTINGS, Account, new_account, server_with
 from tests.databases import SELECTED, database_environment, stop_cluster
+from tests.s3server import S3Server, moto_s3_server
 
 from moorage.services import build_services
 from moorage.settings import Settings, load_settings
@@ -232,6 +233,13 @@ def tuned_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
     on purpose do it from a loopback address of their own (`from_address`), never 127.0.0.1.
     """
     with server_with(tmp_path_factory.mktemp("tuned"), TUNED_SETTINGS) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One moto S3 server for the session; tests make their own bucket or prefix in it."""
+    with moto_s3_server(tmp_path_factory.mktemp("moto") / "moto.log") as running:
         yield running
 
 

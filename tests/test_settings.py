@@ -141,7 +141,7 @@ def test_the_deleted_retention_is_read_as_a_duration(
         ("MOORAGE_LISTEN", ":5000", "listen"),
         ("MOORAGE_UPLOAD_EXPIRY_SECONDS", "soon", "upload_expiry_seconds"),
         ("MOORAGE_UPLOAD_EXPIRY_SECONDS", "10", "upload_expiry_seconds"),
-        ("MOORAGE_STORAGE__DRIVER", "s3", "storage.driver"),
+        ("MOORAGE_STORAGE__DRIVER", "gcs", "storage.driver"),
         ("MOORAGE_LOG_LEVEL", "loud", "log_level"),
         ("MOORAGE_LOG_FORMAT", "xml", "log_format"),
         ("MOORAGE_PUBLIC_URL", "ftp://registry", "public_url"),
@@ -233,7 +233,7 @@ def serve(tmp_path: Path, *args: str, **variables: str) -> subprocess.Popen[str]
 
 BAD_STARTS: list[tuple[list[str], dict[str, str], str]] = [
     (["--listen", "bogus"], {}, "listen"),
-    ([], {"MOORAGE_STORAGE__DRIVER": "s3"}, "storage.driver"),
+    ([], {"MOORAGE_STORAGE__DRIVER": "gcs"}, "storage.driver"),
     ([], {"MOORAGE_DATABASE_URL": "nonsense"}, "database_url"),
     (["--data-dir", "occupied"], {}, "data_dir"),
     (["--config", "broken.toml"], {}, "broken.toml"),
@@ -268,3 +268,48 @@ def test_serve_on_a_busy_port_exits_with_a_readable_message(tmp_path: Path) -> N
     assert process.returncode != 0
     assert "address already in use" in stderr
     assert "Traceback" not in stderr + stdout
+
+
+def test_s3_storage_from_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOORAGE_STORAGE__DRIVER", "s3")
+    monkeypatch.setenv("MOORAGE_STORAGE__S3__BUCKET", "images")
+    monkeypatch.setenv("MOORAGE_STORAGE__S3__ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("MOORAGE_STORAGE__S3__PREFIX", "registry")
+    monkeypatch.setenv("MOORAGE_STORAGE__S3__ACCESS_KEY_ID", "key-id")
+    monkeypatch.setenv("MOORAGE_STORAGE__S3__SECRET_ACCESS_KEY", "s3cr3t-value")
+    monkeypatch.setenv("MOORAGE_STORAGE__S3__REDIRECT", "true")
+
+    s3 = load_settings().storage.s3
+
+    assert s3 is not None
+    assert (s3.bucket, s3.endpoint_url, s3.prefix) == (
+        "images",
+        "http://127.0.0.1:9000",
+        "registry/",
+    )
+    assert (s3.region, s3.addressing_style, s3.redirect_expiry_seconds) == (
+        "us-east-1",
+        "auto",
+        900,
+    )
+    assert s3.redirect
+    assert "s3cr3t-value" not in repr(s3)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('[storage]\ndriver = "s3"\n', "storage.s3.bucket"),
+        ('[storage]\ndriver = "s3"\n[storage.s3]\nbucket = "b"\naccess_key_id = "k"\n', "together"),
+        (
+            '[storage]\ndriver = "s3"\n[storage.s3]\nbucket = "b"\nredirect_expiry_seconds = 5\n',
+            "storage.s3.redirect_expiry_seconds",
+        ),
+        ('[storage.s3]\nbucket = "b"\nendpoint_url = "minio:9000"\n', "endpoint_url"),
+    ],
+)
+def test_bad_s3_settings_are_refused_by_name(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(config_file(tmp_path, text))
+
+    assert named in refused.value.message

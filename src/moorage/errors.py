@@ -26,6 +26,7 @@
     │   ├── DeniedError                  authenticated, but not allowed (quotas included)
     │   └── TooManyRequestsError         rate limited: wait and retry
     ├── ConflictError                what is stored forbids it: it exists already, or is not empty
+    ├── StorageUnavailableError      the blob storage service failed or refused: retry later
     └── ConfigurationError           the operator's settings are wrong: fix them and restart
 
 Every class below is mapped to its OCI error code and HTTP status in exactly one table,
@@ -156,6 +157,10 @@ class TooManyRequestsError(AccessError):
 
 class ConflictError(MoorageError):
     """What is stored forbids the request: the thing exists already, or is not empty."""
+
+
+class StorageUnavailableError(MoorageError):
+    """The blob storage service (S3) could not be reached, failed, or refused the request."""
 
 
 class ConfigurationError(MoorageError):

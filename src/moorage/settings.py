@@ -27,12 +27,60 @@ _DURATION = re.compile(r"(\d{1,9})([smhd]?)")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+class S3Settings(BaseModel):
+    """An S3 bucket (AWS, MinIO, Ceph, ...) that holds the blobs; it must exist already."""
+
+    bucket: str = Field(min_length=1)
+    # None means AWS itself; set for any other S3-compatible service.
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    # None for both uses boto3's own chain: environment, shared files, instance roles.
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    # Every key starts with it; a prefix without a final "/" gets one.
+    prefix: str = ""
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    # Blob GETs answer 307 with a presigned URL of the bucket, so bytes bypass moorage.
+    redirect: bool = False
+    redirect_expiry_seconds: int = Field(default=900, ge=60, le=604800)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _check_endpoint_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint_url must start with http:// or https://, got {value!r}")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _normalize_prefix(cls, value: str) -> str:
+        value = value.lstrip("/")
+        return value if not value or value.endswith("/") else f"{value}/"
+
+    @model_validator(mode="after")
+    def _check_key_pair(self) -> S3Settings:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("access_key_id and secret_access_key must be given together")
+        return self
+
+
 class StorageSettings(BaseModel):
     """Where blobs are kept."""
 
-    driver: Literal["filesystem", "memory"] = "filesystem"
+    driver: Literal["filesystem", "memory", "s3"] = "filesystem"
     # Defaults to `<data_dir>/blobs` for the filesystem driver.
     path: Path | None = None
+    # Required by the s3 driver, ignored by the others.
+    s3: S3Settings | None = None
+
+    @model_validator(mode="after")
+    def _check_s3(self) -> StorageSettings:
+        if self.driver == "s3" and self.s3 is None:
+            raise ValueError(
+                "the s3 driver needs storage.s3 settings, at least storage.s3.bucket"
+                " (MOORAGE_STORAGE__S3__BUCKET)"
+            )
+        return self
 
 
 class AuthSettings(BaseModel):

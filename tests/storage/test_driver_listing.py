@@ -8,10 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.storage.drivers import DRIVERS, driver_settings
 
 from moorage.clock import utc_now
 from moorage.oci.digest import digest_bytes
-from moorage.settings import Settings, StorageSettings
+from moorage.settings import Settings
 from moorage.storage import BlobStore, create_blob_store
 from moorage.storage.base import UploadMissingError
 
@@ -23,10 +24,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=["filesystem", "memory"])
+@pytest.fixture(params=DRIVERS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
-    settings = Settings(data_dir=tmp_path, storage=StorageSettings(driver=request.param))
-    return create_blob_store(settings)
+    return create_blob_store(driver_settings(request.param, tmp_path, request))
 
 
 async def one_piece(content: bytes) -> AsyncIterator[bytes]:

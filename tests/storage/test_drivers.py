@@ -7,19 +7,19 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from tests.storage.drivers import DRIVERS, driver_settings
 
 from moorage.oci.digest import Digest, digest_bytes
-from moorage.settings import Settings, StorageSettings
 from moorage.storage import BlobStore, create_blob_store
 from moorage.storage.base import IO_CHUNK_BYTES, BlobMissingError, UploadMissingError
 from moorage.storage.filesystem import FilesystemBlobStore
 from moorage.storage.memory import MemoryBlobStore
+from moorage.storage.s3 import S3BlobStore
 
 pytestmark = pytest.mark.anyio
 
 # Builds a driver; a filesystem driver built again on the same folder sees what was stored.
 StoreFactory = Callable[[], BlobStore]
-DRIVERS = ["filesystem", "memory"]
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(params=DRIVERS)
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    settings = Settings(data_dir=tmp_path, storage=StorageSettings(driver=request.param))
+    settings = driver_settings(request.param, tmp_path, request)
     return lambda: create_blob_store(settings)
 
 
@@ -53,10 +53,11 @@ async def uploaded(store: BlobStore, upload_id: str, content: bytes) -> Digest:
     return digest_bytes(content)
 
 
-def test_drivers_are_chosen_by_name(tmp_path: Path) -> None:
-    for driver, cls in [("filesystem", FilesystemBlobStore), ("memory", MemoryBlobStore)]:
-        settings = Settings(data_dir=tmp_path, storage=StorageSettings(driver=driver))
-        assert isinstance(create_blob_store(settings), cls)
+def test_drivers_are_chosen_by_name(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    classes = {"filesystem": FilesystemBlobStore, "memory": MemoryBlobStore, "s3": S3BlobStore}
+    for driver in DRIVERS:
+        settings = driver_settings(driver, tmp_path, request)
+        assert isinstance(create_blob_store(settings), classes[driver])
 
 
 async def test_a_new_upload_is_empty(store: BlobStore) -> None:
@@ -229,13 +230,17 @@ async def test_sha512_blobs(store: BlobStore) -> None:
     assert await store.blob_size(digest_bytes(content)) is None
 
 
-async def test_a_reopened_store_keeps_blobs_and_uploads(tmp_path: Path) -> None:
+@pytest.fixture(params=["filesystem", "s3"])
+def open_persisting_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     # Only drivers that persist: the memory driver keeps nothing beyond its own instance.
-    settings = Settings(data_dir=tmp_path, storage=StorageSettings(driver="filesystem"))
+    settings = driver_settings(request.param, tmp_path, request)
+    return lambda: create_blob_store(settings)
 
-    def open_store() -> BlobStore:
-        return create_blob_store(settings)
 
+async def test_a_reopened_store_keeps_blobs_and_uploads(
+    open_persisting_store: StoreFactory,
+) -> None:
+    open_store = open_persisting_store
     first = open_store()
     digest = await uploaded(first, "done", b"stored blob")
     await first.commit_upload("done", digest)

@@ -86,6 +86,12 @@ class BlobService:
             # The metadata says the blob exists but storage lost it: fsck reports this.
             raise BlobUnknownError(f"blob {blob.digest} is missing from storage") from None
 
+    async def redirect_url(self, blob: BlobInfo) -> str | None:
+        """Where the client may fetch a blob found by `stat` from storage directly, if it may."""
+        if blob.content is not None:
+            return None
+        return await self._store.redirect_url(blob.digest)
+
     async def unlink(self, repository: str, digest: Digest) -> None:
         """Stop the repository serving a blob; the bytes go when garbage collection runs."""
         async with self._database.writing() as connection:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from moorage.oci.digest import Digest
 from moorage.oci.ranges import content_range_header, parse_range
@@ -26,6 +26,10 @@ async def get_blob(request: Request) -> Response:
     }
     if request.method == "HEAD":
         return Response(headers={**headers, "Content-Length": str(blob.size)})
+    # Storage that serves clients itself (S3 with redirects on) takes the GET, ranges and all.
+    elsewhere = await blobs.redirect_url(blob)
+    if elsewhere is not None:
+        return RedirectResponse(elsewhere, 307, {"Docker-Content-Digest": str(digest)})
 
     start, end, status_code = 0, blob.size - 1, 200
     requested = parse_range(request.headers.get("range", ""), blob.size)

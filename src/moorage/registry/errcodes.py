@@ -48,6 +48,7 @@ ERROR_CODES: dict[type[errors.MoorageError], ErrorCode] = {
     errors.TooManyRequestsError: ErrorCode("TOOMANYREQUESTS", "too many requests", 429),
     errors.AccessError: ErrorCode("DENIED", "requested access to the resource is denied", 403),
     errors.ConflictError: ErrorCode("CONFLICT", "conflicts with what is stored", 409),
+    errors.StorageUnavailableError: ErrorCode("UNAVAILABLE", "blob storage is unavailable", 503),
 }
 
 INTERNAL_ERROR = ErrorCode("UNKNOWN", "internal server error", 500)

@@ -17,4 +17,9 @@ def create_blob_store(settings: Settings) -> BlobStore:
         return FilesystemBlobStore(settings.blob_path)
     if settings.storage.driver == "memory":
         return MemoryBlobStore()
+    if settings.storage.driver == "s3" and settings.storage.s3 is not None:
+        # Imported here: boto3 is slow to load, and only deployments on S3 need it.
+        from moorage.storage.s3 import S3BlobStore
+
+        return S3BlobStore(settings.storage.s3)
     raise ConfigurationError(f"unknown storage driver {settings.storage.driver!r}")

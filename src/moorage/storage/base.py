@@ -96,3 +96,6 @@ class BlobStore(Protocol):
 
     def list_uploads(self) -> AsyncIterator[StoredUpload]:
         """Every in-progress upload, in no particular order."""
+
+    async def redirect_url(self, digest: Digest) -> str | None:
+        """A URL where clients may fetch the blob themselves, or None to serve it here."""

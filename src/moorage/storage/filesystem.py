@@ -171,6 +171,10 @@ class FilesystemBlobStore:
         for name, size, modified_at in await to_thread.run_sync(_files_in, self._uploads):
             yield StoredUpload(name, size, modified_at)
 
+    async def redirect_url(self, digest: Digest) -> str | None:
+        """Never: the registry serves files itself."""
+        return None
+
 
 def _write(handle: BinaryIO, pieces: list[bytes], observer: ChunkObserver | None) -> None:
     for piece in pieces:

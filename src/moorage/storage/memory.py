@@ -119,3 +119,7 @@ class MemoryBlobStore:
         """Every upload in progress."""
         for upload_id, content in list(self._uploads.items()):
             yield StoredUpload(upload_id, len(content), self._written[upload_id])
+
+    async def redirect_url(self, digest: Digest) -> str | None:
+        """Never: blobs in memory are served by the registry itself."""
+        return None
