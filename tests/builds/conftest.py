@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.conftest import RunningServer
-from tests.e2e.clients import ContainerTool, Skopeo, run, short_directory
+from tests.debian_rootfs import debian_rootfs_tar
+from tests.e2e.clients import ContainerTool, Skopeo, short_directory
 
 # Builds here are fast; workers look for them and prove they are alive often.
 BUILD_ENVIRONMENT = {
@@ -24,7 +22,6 @@ BUILD_ENVIRONMENT = {
 }
 BUSYBOX_IMAGE = "test/base/busybox:1"
 DEBIAN_IMAGE = "test/base/debian:bookworm"
-DEBIAN_CACHE = Path(tempfile.gettempdir()) / "moorage-test-cache" / "debian-bookworm-minbase.tar"
 
 
 @pytest.fixture(scope="session")
@@ -81,34 +78,11 @@ def busybox_image(build_server: RunningServer, tmp_path_factory: pytest.TempPath
     return f"{build_server.host}/{BUSYBOX_IMAGE}"
 
 
-def _debian_mirror() -> str:
-    sources = Path("/etc/apt/sources.list.d/debian.sources")
-    if sources.exists():
-        found = re.search(r"^URIs:\s*(\S+)", sources.read_text(), re.MULTILINE)
-        if found:
-            return found.group(1)
-    return "http://deb.debian.org/debian"
-
-
-def _debian_rootfs_tar() -> Path:
-    """A minimal Debian bookworm root file system as a tar, made once and kept in /tmp."""
-    if DEBIAN_CACHE.exists():
-        return DEBIAN_CACHE
-    DEBIAN_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=DEBIAN_CACHE.parent) as work:
-        rootfs = Path(work) / "rootfs"
-        run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), _debian_mirror()])
-        partial = Path(work) / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True)
-        partial.rename(DEBIAN_CACHE)
-    return DEBIAN_CACHE
-
-
 @pytest.fixture(scope="session")
 def debian_image(build_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A real Debian bookworm base image in the build server; its reference."""
     context = tmp_path_factory.mktemp("debian")
-    shutil.copy(_debian_rootfs_tar(), context / "rootfs.tar")
+    shutil.copy(debian_rootfs_tar(), context / "rootfs.tar")
     (context / "Dockerfile").write_text('FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n')
     bud = ["bud", "--isolation", "chroot", "-t", "localhost/fixture:latest"]
     _push_image(build_server, context / "home", context, DEBIAN_IMAGE, *bud)
