@@ -1,8 +1,8 @@
-"""Two `moorage serve` replicas on PostgreSQL and shared blob storage, behind nginx, plus a
-separate `moorage worker`: what one replica starts, the other finishes, and what runs on one
+"""Two `moorage serve` replicas on PostgreSQL and S3 (moto), behind nginx, plus a separate
+`moorage worker`: what one replica starts, the other finishes, and what runs on one
 breaks nothing on the other.
 
-Each replica has its own data dir; they share nothing but the database and the blob storage.
+Each replica has its own data dir; they share nothing but the database and the S3 bucket.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tests.conftest import RunningServer, free_port
 from tests.databases import postgresql_database_url
 from tests.e2e.clients import Skopeo
 from tests.e2e.layout import OciLayout, build_image, random_files
+from tests.s3server import S3Server
 from tests.support import (
     OCI_CONFIG,
     OCI_LAYER,
@@ -39,7 +40,6 @@ from tests.support import (
     unique_repository,
 )
 from tests.topology.loadbalancer import UPSTREAM_HEADER, nginx_round_robin
-from tests.topology.storage import shared_blob_storage
 
 from moorage.oci.digest import Digest
 from moorage.storage import create_blob_store
@@ -71,58 +71,59 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server
+) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("topology")
     balancer_port = free_port()
     balancer_url = f"http://127.0.0.1:{balancer_port}"
-    with shared_blob_storage(root / "storage") as storage_env:
-        shared = {
-            **storage_env,
-            **BUILD_ENVIRONMENT,
-            "MOORAGE_BUILDS__IN_PROCESS_WORKER": "false",
-            # Token realms and upload locations name the load balancer, not a replica.
-            "MOORAGE_PUBLIC_URL": balancer_url,
-            "MOORAGE_QUOTAS__TAGS_PER_REPOSITORY": str(TAGS_PER_REPOSITORY),
-            "MOORAGE_DELETED_RETENTION": "0",
-            "MOORAGE_GC_GRACE_PERIOD": f"{GRACE_SECONDS}s",
-        }
-        database = {"MOORAGE_DATABASE_URL": postgresql_database_url()}
-        # Only the first replica collects garbage, every second.
-        first = RunningServer(
-            root / "first", env={**shared, "MOORAGE_GC_INTERVAL": "1s"}, database_env=database
-        )
-        second = RunningServer(
-            root / "second", env={**shared, "MOORAGE_GC_INTERVAL": "0"}, database_env=database
-        )
-        name, password = first.create_account("tester", ("test",))
-        threads = [threading.Thread(target=replica.start) for replica in (first, second)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    shared = {
+        **s3_server.environment(s3_server.create_bucket()),
+        **BUILD_ENVIRONMENT,
+        "MOORAGE_BUILDS__IN_PROCESS_WORKER": "false",
+        # Token realms and upload locations name the load balancer, not a replica.
+        "MOORAGE_PUBLIC_URL": balancer_url,
+        "MOORAGE_QUOTAS__TAGS_PER_REPOSITORY": str(TAGS_PER_REPOSITORY),
+        "MOORAGE_DELETED_RETENTION": "0",
+        "MOORAGE_GC_GRACE_PERIOD": f"{GRACE_SECONDS}s",
+    }
+    database = {"MOORAGE_DATABASE_URL": postgresql_database_url()}
+    # Only the first replica collects garbage, every second.
+    first = RunningServer(
+        root / "first", env={**shared, "MOORAGE_GC_INTERVAL": "1s"}, database_env=database
+    )
+    second = RunningServer(
+        root / "second", env={**shared, "MOORAGE_GC_INTERVAL": "0"}, database_env=database
+    )
+    name, password = first.create_account("tester", ("test",))
+    threads = [threading.Thread(target=replica.start) for replica in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for replica in (first, second):
+        replica.username, replica.password = name, password
+    upstreams = [first.host, second.host]
+    worker_home = RunningServer(root / "worker", env=shared, database_env=database)
+    worker_log = root / "worker.log"
+    try:
+        with (
+            nginx_round_robin(root / "nginx", balancer_port, upstreams),
+            worker(worker_home, worker_log),
+        ):
+            yield Deployment(
+                first,
+                second,
+                balancer_url,
+                (name, password),
+                (name, "account-tester-secret"),
+                worker_log,
+            )
+    finally:
         for replica in (first, second):
-            replica.username, replica.password = name, password
-        upstreams = [first.host, second.host]
-        worker_home = RunningServer(root / "worker", env=shared, database_env=database)
-        worker_log = root / "worker.log"
-        try:
-            with (
-                nginx_round_robin(root / "nginx", balancer_port, upstreams),
-                worker(worker_home, worker_log),
-            ):
-                yield Deployment(
-                    first,
-                    second,
-                    balancer_url,
-                    (name, password),
-                    (name, "account-tester-secret"),
-                    worker_log,
-                )
-        finally:
-            for replica in (first, second):
-                replica.stop()
-        for replica in (first, second):
-            assert "Traceback" not in replica.log_text(), replica.log_text()[-4000:]
+            replica.stop()
+    for replica in (first, second):
+        assert "Traceback" not in replica.log_text(), replica.log_text()[-4000:]
 
 
 def test_a_chunked_push_completes_with_its_requests_spread_over_both_replicas(
@@ -255,6 +256,13 @@ def test_a_build_queued_on_one_replica_is_run_once_by_the_worker(
 
     assert build["state"] == "succeeded", log
     assert log.count(f"[moorage] build {build['id']} of") == 1, log
+    # The separate worker claimed it once; the replicas run no worker of their own.
+    claims = [
+        entry
+        for entry in map(json.loads, deployment.worker_log.read_text().splitlines())
+        if entry.get("event") == "build claimed" and entry.get("build_id") == build["id"]
+    ]
+    assert [entry["worker_id"] for entry in claims] == [build["worker_id"]]
     assert log.count("Cloning into") == 1
     with deployment.client(deployment.second.url) as client:
         tags = client.get(f"/v2/{rule['repository']}/tags/list")
