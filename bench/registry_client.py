@@ -221,12 +221,16 @@ class BlobReader:
     httpx reads 64 KiB at a time and copies each piece through its parser, which at several
     hundred MB/s makes the client the bottleneck; `http.client.readinto` fills a 1 MiB buffer
     straight from the socket.
+
+    A 307 (a registry that lets its storage serve blobs) is followed without the registry's
+    Authorization header, over a keep-alive connection of its own to the storage.
     """
 
     def __init__(self, target: Target) -> None:
         url = httpx.URL(target.url)
         self._target = target
-        self._connection = http.client.HTTPConnection(url.host, url.port, timeout=TIMEOUT_SECONDS)
+        self._connection = _connect(url.host, url.port)
+        self._elsewhere: dict[str, http.client.HTTPConnection] = {}
         self._buffer = memoryview(bytearray(STREAM_CHUNK_BYTES))
 
     def pull(self, repository: str, digest: str) -> int:
@@ -234,6 +238,9 @@ class BlobReader:
         path = f"/v2/{repository}/blobs/{digest}"
         self._connection.request("GET", path, headers=self._target.headers)
         response = self._connection.getresponse()
+        if response.status == 307:
+            response.read()
+            response = self._follow(response.getheader("location", ""))
         if response.status != 200:
             raise BenchError(f"GET blob {digest} answered {response.status}: {response.read()!r}")
         received = 0
@@ -241,13 +248,32 @@ class BlobReader:
             received += count
         return received
 
+    def _follow(self, location: str) -> http.client.HTTPResponse:
+        url = httpx.URL(location)
+        if url.scheme != "http" or url.host is None:
+            raise BenchError(f"the benchmark cannot follow a redirect to {location!r}")
+        netloc = f"{url.host}:{url.port}"
+        connection = self._elsewhere.get(netloc)
+        if connection is None:
+            connection = self._elsewhere[netloc] = _connect(url.host, url.port)
+        connection.request("GET", url.raw_path.decode("ascii"))
+        return connection.getresponse()
+
     def close(self) -> None:
         self._connection.close()
+        for connection in self._elsewhere.values():
+            connection.close()
+
+
+def _connect(host: str, port: int | None) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(host, port, timeout=TIMEOUT_SECONDS)
 
 
 def fetch_blob(client: httpx.Client, repository: str, digest: str) -> bytes:
-    """GET a whole blob into memory (to check it, outside the timed part)."""
-    return expect(client.get(f"/v2/{repository}/blobs/{digest}"), 200).content
+    """GET a whole blob into memory (to check it, outside the timed part), following a 307."""
+    # httpx drops the Authorization header when a redirect leaves the registry's origin.
+    response = client.get(f"/v2/{repository}/blobs/{digest}", follow_redirects=True)
+    return expect(response, 200).content
 
 
 def image_manifest(config: bytes, layers: list[bytes]) -> bytes:

@@ -20,6 +20,7 @@ STOP_TIMEOUT_SECONDS = 20
 
 # The reference registry as Debian configures it (in-memory blob descriptor cache, deletes
 # enabled), on a loopback port, logging only warnings: moorage runs with its access log off too.
+# `{storage}` is the driver's entries, filesystem unless the run stores blobs in S3.
 REFERENCE_CONFIG = """\
 version: 0.1
 log:
@@ -29,14 +30,16 @@ log:
 storage:
   cache:
     blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: {root}
-  delete:
+{storage}  delete:
     enabled: true
 http:
   addr: 127.0.0.1:{port}
   secret: moorage-bench
 """
+REFERENCE_FILESYSTEM = "  filesystem:\n    rootdirectory: {root}\n"
+# The AWS SDK of the reference refuses to start with a custom CA bundle set, and it talks to a
+# loopback endpoint over plain HTTP anyway.
+REFERENCE_DROPPED_ENV = frozenset({"AWS_CA_BUNDLE"})
 
 
 def free_port() -> int:
@@ -57,6 +60,8 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     data_dir: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    # Variables of the benchmark's own environment the process must not inherit.
+    dropped_env: frozenset[str] = frozenset()
 
     @property
     def url(self) -> str:
@@ -73,7 +78,7 @@ class Server:
                 self.command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
+                env={**self._inherited_env(), **self.env},
             )
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
@@ -85,6 +90,9 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.1)
         raise BenchError(f"{self.name} did not answer within {READY_TIMEOUT_SECONDS}s")
+
+    def _inherited_env(self) -> dict[str, str]:
+        return {name: value for name, value in os.environ.items() if name not in self.dropped_env}
 
     def stop(self) -> None:
         """Terminate the process (kill it if it lingers)."""
@@ -156,8 +164,11 @@ def create_moorage_account(server: Server, namespace: str) -> Credentials:
     return Credentials(name, registry_password)
 
 
-def reference_server(workdir: Path) -> Server:
-    """`docker-registry serve CONFIG` with a config written for this run."""
+def reference_server(workdir: Path, storage: str | None = None) -> Server:
+    """`docker-registry serve CONFIG` with a config written for this run.
+
+    `storage` is the config's storage driver entries; by default a filesystem dir of the run.
+    """
     executable = shutil.which("docker-registry")
     if executable is None:
         raise BenchError(
@@ -166,8 +177,11 @@ def reference_server(workdir: Path) -> Server:
         )
     port = free_port()
     config = workdir / "reference-config.yml"
-    config.write_text(REFERENCE_CONFIG.format(root=workdir / "reference-data", port=port))
-    return Server("reference", [executable, "serve", str(config)], workdir, port)
+    if storage is None:
+        storage = REFERENCE_FILESYSTEM.format(root=workdir / "reference-data")
+    config.write_text(REFERENCE_CONFIG.format(storage=storage, port=port))
+    command = [executable, "serve", str(config)]
+    return Server("reference", command, workdir, port, dropped_env=REFERENCE_DROPPED_ENV)
 
 
 def _process_tree(pid: int) -> list[int]:
