@@ -264,3 +264,53 @@ async def test_a_missing_bucket_is_a_storage_error(s3_server: S3Server) -> None:
 def store_key(digest: object) -> str:
     algorithm, _, encoded = str(digest).partition(":")
     return f"blobs/{algorithm}/{encoded[:2]}/{encoded}"
+
+
+def count_requests(store: S3BlobStore) -> list[str]:
+    """The S3 operations the store sends from now on, in order (a botocore event hook)."""
+    sent: list[str] = []
+
+    def record(model: object, **_: object) -> None:
+        sent.append(str(getattr(model, "name", model)))
+
+    store._client.meta.events.register("before-call.s3", record)
+    return sent
+
+
+async def test_an_append_with_a_known_size_lists_nothing(store: S3BlobStore) -> None:
+    await store.create_upload("u1")
+    await store.append_upload("u1", pieces_of(b"abc"))
+    sent = count_requests(store)
+
+    size = await store.append_upload("u1", pieces_of(b"defg"), known_size=3)
+
+    assert size == 7
+    assert sent == ["PutObject"]
+    assert await collect(store.read_upload("u1")) == b"abcdefg"
+
+
+async def test_an_append_with_a_stale_known_size_is_refused(store: S3BlobStore) -> None:
+    await store.create_upload("u1")
+    await store.append_upload("u1", pieces_of(b"abc"))
+    await store.append_upload("u1", pieces_of(b"def"))
+
+    with pytest.raises(RangeInvalidError):
+        await store.append_upload("u1", pieces_of(b"late"), known_size=3)
+
+    assert await collect(store.read_upload("u1")) == b"abcdef"
+
+
+async def test_a_commit_lists_the_upload_once_and_leaves_nothing_of_it(
+    s3_server: S3Server, bucket: str, store: S3BlobStore
+) -> None:
+    content = b"one small blob"
+    digest = digest_bytes(content)
+    await store.create_upload("u1")
+    await store.append_upload("u1", pieces_of(content))
+    sent = count_requests(store)
+
+    await store.commit_upload("u1", digest)
+
+    assert sent == ["ListObjectsV2", "HeadObject", "CopyObject", "DeleteObjects"]
+    assert list(keys_and_etags(s3_server, bucket, "uploads/")) == []
+    assert await collect(store.read_blob(digest)) == content

@@ -342,7 +342,8 @@ class _Staging:
                 )
             )
         hasher = new_hasher(digest.algorithm)
-        size = await self._store.append_upload(upload_id, chunks, hasher.update)
+        # Made empty just above, and known to no one else.
+        size = await self._store.append_upload(upload_id, chunks, hasher.update, known_size=0)
         actual = digest_of_hasher(digest.algorithm, hasher)
         if actual != digest:
             raise DigestInvalidError(

@@ -273,7 +273,7 @@ class UploadService:
             if hasher is not None:
                 hasher.update(content)
 
-        size = await self._store.append_upload(upload_id, chunk.body, observe)
+        size = await self._store.append_upload(upload_id, chunk.body, observe, known_size=start)
         written = size - start
         if expected_length is not None and written != expected_length:
             await self._store.truncate_upload(upload_id, start)

@@ -55,9 +55,17 @@ class BlobStore(Protocol):
         """Start an empty upload."""
 
     async def append_upload(
-        self, upload_id: str, chunks: AsyncIterator[bytes], observer: ChunkObserver | None = None
+        self,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        observer: ChunkObserver | None = None,
+        known_size: int | None = None,
     ) -> int:
-        """Append a stream to an upload, return its new total size."""
+        """Append a stream to an upload, return its new total size.
+
+        `known_size` is what `upload_size` answered just before, while the caller alone writes
+        to the upload; a driver for which sizing an upload costs a request may trust it.
+        """
 
     async def truncate_upload(self, upload_id: str, size: int) -> None:
         """Cut an upload back to `size` bytes, undoing a chunk that was refused."""

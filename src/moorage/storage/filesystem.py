@@ -45,9 +45,13 @@ class FilesystemBlobStore:
         await to_thread.run_sync(self._upload_path(upload_id).touch, 0o600, False)
 
     async def append_upload(
-        self, upload_id: str, chunks: AsyncIterator[bytes], observer: ChunkObserver | None = None
+        self,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        observer: ChunkObserver | None = None,
+        known_size: int | None = None,
     ) -> int:
-        """Append a stream to an upload, return its new total size."""
+        """Append a stream to the end of the upload's file, return its new total size."""
         path = self._upload_path(upload_id)
         try:
             handle = await to_thread.run_sync(open, path, "r+b")

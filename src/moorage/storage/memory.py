@@ -31,7 +31,11 @@ class MemoryBlobStore:
         self._written[upload_id] = utc_now()
 
     async def append_upload(
-        self, upload_id: str, chunks: AsyncIterator[bytes], observer: ChunkObserver | None = None
+        self,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        observer: ChunkObserver | None = None,
+        known_size: int | None = None,
     ) -> int:
         """Append a stream to an upload, return its new total size."""
         upload = self._uploads.get(upload_id)

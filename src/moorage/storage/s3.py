@@ -136,10 +136,19 @@ class S3BlobStore:
         await _in_thread(self._put, key, b"")
 
     async def append_upload(
-        self, upload_id: str, chunks: AsyncIterator[bytes], observer: ChunkObserver | None = None
+        self,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        observer: ChunkObserver | None = None,
+        known_size: int | None = None,
     ) -> int:
-        """Store a stream as the upload's next chunk object, return the upload's new size."""
-        start = await self.upload_size(upload_id)
+        """Store a stream as the upload's next chunk object, return the upload's new size.
+
+        A `known_size` saves listing the upload's objects again. Were it wrong, the chunk
+        would land at an offset already taken (refused below) or leave a gap (which makes the
+        upload unknown): never bytes hashed that another chunk overwrites.
+        """
+        start = known_size if known_size is not None else await self.upload_size(upload_id)
         key = self._chunk_key(upload_id, start)
         # Written only if the key is free: of two replicas sending a chunk at the same offset,
         # one fails, rather than one hashing bytes that the other then overwrites.
@@ -198,16 +207,18 @@ class S3BlobStore:
         await _in_thread(self._upload_chunks, upload_id)
 
     async def commit_upload(self, upload_id: str, digest: Digest) -> None:
-        """Assemble the chunk objects into the blob's object, then delete them."""
+        """Assemble the chunk objects into the blob's object, then delete the upload's objects."""
         # TODO: the copy runs inside the service's metadata transaction - on SQLite, other writers
         # wait for as long as S3 takes to copy the blob (seconds per GB); PostgreSQL does not.
-        chunks = await _in_thread(self._upload_chunks, upload_id)
+        objects = await _in_thread(self._upload_objects, upload_id)
+        chunks = self._chunks_of(upload_id, objects)
         if await self.blob_size(digest) is None:
             try:
                 await _in_thread(self._assemble, chunks, self._blob_key(digest))
             except _ObjectMissingError:
                 raise UploadMissingError(upload_id) from None
-        await self.delete_upload(upload_id)
+        # The objects just listed are all the upload has: the caller alone writes to it.
+        await _in_thread(self._delete_keys, [item["Key"] for item in objects])
 
     async def delete_upload(self, upload_id: str) -> None:
         """Delete every object of the upload."""
@@ -367,10 +378,17 @@ class S3BlobStore:
 
     def _upload_chunks(self, upload_id: str) -> list[_UploadChunk]:
         """The upload's chunk objects in order, checked to follow one another without gaps."""
-        prefix = self._upload_prefix(upload_id)
-        objects = self._list_all(prefix)
+        return self._chunks_of(upload_id, self._upload_objects(upload_id))
+
+    def _upload_objects(self, upload_id: str) -> list[ObjectTypeDef]:
+        """Every object of the upload, its marker too; `UploadMissingError` if there is none."""
+        objects = self._list_all(self._upload_prefix(upload_id))
         if not objects:
             raise UploadMissingError(upload_id)
+        return objects
+
+    def _chunks_of(self, upload_id: str, objects: list[ObjectTypeDef]) -> list[_UploadChunk]:
+        prefix = self._upload_prefix(upload_id)
         chunks = sorted(
             (
                 _UploadChunk(item["Key"], int(name), item["Size"])
