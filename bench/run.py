@@ -533,13 +533,6 @@ def benchmark(arguments: argparse.Namespace, workdir: Path) -> None:
         if storage != "s3":
             raise BenchError("--s3-redirect needs --storage s3")
         storage = "s3 with redirects"
-    found = versions(storage)
-    for name, value in found.items():
-        print(f"{name}: {value}")
-    print(f"sizes: {describe(sizes)}, rounds: {rounds}", flush=True)
-    if os.getloadavg()[0] > (os.cpu_count() or 1) / 2:
-        print("warning: the machine is busy; rates will be noisy, CPU per unit less so")
-
     selected = workloads_for(sizes)
     if arguments.workloads:
         wanted = set(arguments.workloads.split(","))
@@ -550,6 +543,13 @@ def benchmark(arguments: argparse.Namespace, workdir: Path) -> None:
     if "tag_list" not in {workload.key for workload in selected}:
         # Nothing reads the many tags then; on S3 filling them is most of the setup.
         sizes = replace(sizes, tag_count=0)
+
+    found = versions(storage)
+    for name, value in found.items():
+        print(f"{name}: {value}")
+    print(f"sizes: {describe(sizes)}, rounds: {rounds}", flush=True)
+    if os.getloadavg()[0] > (os.cpu_count() or 1) / 2:
+        print("warning: the machine is busy; rates will be noisy, CPU per unit less so")
 
     with s3_storage(arguments, workdir) as s3:
         rows = measure_servers(arguments, workdir, sizes, selected, rounds, s3)
