@@ -17,7 +17,12 @@ from moorage.auth.token_endpoint import TOKEN_ROUTES, TokenService
 from moorage.builds.worker import create_worker
 from moorage.console.app import create_console
 from moorage.content.uploads import UploadService
-from moorage.errors import ConflictError, MoorageError
+from moorage.errors import (
+    ConflictError,
+    DatabaseUnavailableError,
+    MoorageError,
+    StorageUnavailableError,
+)
 from moorage.gc import GarbageCollector
 from moorage.log import get_logger
 from moorage.middleware import AccessLogMiddleware
@@ -115,6 +120,8 @@ async def _collect_garbage_forever(collector: GarbageCollector, interval: float)
             await collector.run()
         except ConflictError as exc:
             log.info("garbage collection skipped", reason=exc.message)
+        except (DatabaseUnavailableError, StorageUnavailableError) as exc:
+            log.warning("garbage collection skipped", reason=exc.message)
         except Exception:
             log.exception("garbage collection failed")
 
@@ -124,6 +131,8 @@ async def _expire_uploads_forever(uploads: UploadService) -> None:
         await asyncio.sleep(UPLOAD_EXPIRY_INTERVAL_SECONDS)
         try:
             await uploads.expire()
+        except (DatabaseUnavailableError, StorageUnavailableError) as exc:
+            log.warning("upload expiry skipped", reason=exc.message)
         except Exception:
             log.exception("upload expiry failed")
 

@@ -27,6 +27,7 @@
     │   └── TooManyRequestsError         rate limited: wait and retry
     ├── ConflictError                what is stored forbids it: it exists already, or is not empty
     ├── StorageUnavailableError      the blob storage service failed or refused: retry later
+    ├── DatabaseUnavailableError     the metadata database cannot be reached: retry later
     └── ConfigurationError           the operator's settings are wrong: fix them and restart
 
 Every class below is mapped to its OCI error code and HTTP status in exactly one table,
@@ -161,6 +162,10 @@ class ConflictError(MoorageError):
 
 class StorageUnavailableError(MoorageError):
     """The blob storage service (S3) could not be reached, failed, or refused the request."""
+
+
+class DatabaseUnavailableError(MoorageError):
+    """The metadata database could not be reached, or dropped the connection mid-request."""
 
 
 class ConfigurationError(MoorageError):

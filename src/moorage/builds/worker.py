@@ -30,6 +30,7 @@ from moorage.builds.jobs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Build, 
 from moorage.builds.logs import BuildLogService, LogWriter, Masker
 from moorage.builds.rule_store import BuildRule, BuildRuleService
 from moorage.builds.rules import render_tag
+from moorage.errors import DatabaseUnavailableError
 from moorage.log import get_logger
 from moorage.settings import BuildSettings
 
@@ -91,6 +92,9 @@ class BuildWorker:
                 task = asyncio.create_task(self._run(build))
                 self._running[build.id] = task
                 task.add_done_callback(functools.partial(self._forget, build.id))
+        except DatabaseUnavailableError:
+            # Logged where it happened; the next poll tries again.
+            log.warning("build worker poll skipped", worker_id=self.worker_id)
         except Exception:
             log.exception("build worker poll failed", worker_id=self.worker_id)
 
@@ -102,6 +106,9 @@ class BuildWorker:
             await asyncio.sleep(self._settings.heartbeat_seconds)
             try:
                 cancelled = await self._parts.jobs.heartbeat(self.worker_id, list(self._running))
+            except DatabaseUnavailableError:
+                log.warning("build heartbeat skipped", worker_id=self.worker_id)
+                continue
             except Exception:
                 log.exception("build heartbeat failed", worker_id=self.worker_id)
                 continue

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Table, event, text
+from sqlalchemy import exc as sql_errors
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
+
+from moorage.errors import DatabaseUnavailableError
+from moorage.log import get_logger
+
+log = get_logger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The PostgreSQL advisory lock that serializes migrations of one database (any fixed number).
@@ -32,14 +38,16 @@ class Database:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A connection for queries that change nothing."""
-        async with self.engine.connect() as connection:
-            yield connection
+        with _outage_is_unavailable():
+            async with self.engine.connect() as connection:
+                yield connection
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
         """A transaction, committed when the block ends without an exception."""
-        async with self._write_engine.begin() as connection:
-            yield connection
+        with _outage_is_unavailable():
+            async with self._write_engine.begin() as connection:
+                yield connection
 
     def insert_ignoring_duplicates(self, table: Table) -> Insert:
         """An INSERT that does nothing where the primary key or a unique key already exists."""
@@ -61,6 +69,18 @@ class Database:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+@contextmanager
+def _outage_is_unavailable() -> Iterator[None]:
+    """A database that is down, restarting or out of connections fails the request with 503."""
+    try:
+        yield
+    except (sql_errors.OperationalError, sql_errors.InterfaceError, sql_errors.TimeoutError) as exc:
+        # A lost connection is dropped from the pool; the next request opens a fresh one.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        log.error("metadata database unavailable", error=type(exc).__name__, reason=reason)
+        raise DatabaseUnavailableError("the metadata database is unavailable") from None
 
 
 def _upgrade(connection: Connection) -> None:

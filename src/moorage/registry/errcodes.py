@@ -49,6 +49,9 @@ ERROR_CODES: dict[type[errors.MoorageError], ErrorCode] = {
     errors.AccessError: ErrorCode("DENIED", "requested access to the resource is denied", 403),
     errors.ConflictError: ErrorCode("CONFLICT", "conflicts with what is stored", 409),
     errors.StorageUnavailableError: ErrorCode("UNAVAILABLE", "blob storage is unavailable", 503),
+    errors.DatabaseUnavailableError: ErrorCode(
+        "UNAVAILABLE", "metadata database is unavailable", 503
+    ),
 }
 
 INTERNAL_ERROR = ErrorCode("UNKNOWN", "internal server error", 500)
