@@ -296,11 +296,28 @@ def test_s3_storage_from_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "s3cr3t-value" not in repr(s3)
 
 
+def test_empty_s3_key_variables_leave_credentials_to_boto3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOORAGE_STORAGE__DRIVER", "s3")
+    monkeypatch.setenv("MOORAGE_STORAGE__S3__BUCKET", "images")
+    monkeypatch.setenv("MOORAGE_STORAGE__S3__ACCESS_KEY_ID", "")
+    monkeypatch.setenv("MOORAGE_STORAGE__S3__SECRET_ACCESS_KEY", "")
+
+    s3 = load_settings().storage.s3
+
+    assert s3 is not None
+    assert (s3.access_key_id, s3.secret_access_key) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [
         ('[storage]\ndriver = "s3"\n', "storage.s3.bucket"),
         ('[storage]\ndriver = "s3"\n[storage.s3]\nbucket = "b"\naccess_key_id = "k"\n', "together"),
+        (
+            '[storage]\ndriver = "s3"\n[storage.s3]\nbucket = "b"\naccess_key_id = "k"\n'
+            'secret_access_key = ""\n',
+            "together",
+        ),
         (
             '[storage]\ndriver = "s3"\n[storage.s3]\nbucket = "b"\nredirect_expiry_seconds = 5\n',
             "storage.s3.redirect_expiry_seconds",

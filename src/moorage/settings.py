@@ -51,6 +51,13 @@ class S3Settings(BaseModel):
             raise ValueError(f"endpoint_url must start with http:// or https://, got {value!r}")
         return value
 
+    @field_validator("access_key_id", "secret_access_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
+        # An empty variable (`MOORAGE_STORAGE__S3__SECRET_ACCESS_KEY=`) means not given, as boto3
+        # reads it: otherwise a key id without its secret passes here and fails inside boto3.
+        return None if value == "" else value
+
     @field_validator("prefix")
     @classmethod
     def _normalize_prefix(cls, value: str) -> str:
