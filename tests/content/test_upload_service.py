@@ -257,6 +257,43 @@ async def test_a_request_on_another_replica_cannot_write_while_one_writes(
     assert b"".join([part async for part in content.blobs.read(stored, 0, 249)]) == whole
 
 
+async def test_a_claim_outlives_its_duration_while_the_request_runs_and_lapses_without_it(
+    content: Content,
+) -> None:
+    # Two replicas whose claims last 0.6 s unless renewed.
+    first, second = (
+        UploadService(content.database, content.store, 3600, content.quotas, claim_seconds=0.6)
+        for _ in range(2)
+    )
+    upload_id = (await first.start(REPOSITORY)).upload_id
+    streaming = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"a" * 100
+        streaming.set()
+        await asyncio.sleep(1.5)
+        yield b"b" * 100
+
+    writing = asyncio.create_task(first.append(REPOSITORY, upload_id, Chunk(slow_body())))
+    await streaming.wait()
+    await asyncio.sleep(1.0)
+    with pytest.raises(RangeInvalidError, match="another request is writing"):
+        await second.append(REPOSITORY, upload_id, chunk(b"c" * 50, 0))
+    assert (await writing).size == 200
+
+    # A replica killed while it wrote leaves its last claim behind, unrenewed.
+    async with content.database.writing() as connection:
+        await connection.execute(
+            update(upload_sessions)
+            .where(upload_sessions.c.id == upload_id)
+            .values(claimed_until=utc_now() + timedelta(seconds=0.6))
+        )
+    with pytest.raises(RangeInvalidError, match="another request is writing"):
+        await second.append(REPOSITORY, upload_id, chunk(b"c" * 50, 200))
+    await asyncio.sleep(0.8)
+    assert (await second.append(REPOSITORY, upload_id, chunk(b"c" * 50, 200))).size == 250
+
+
 async def test_a_failed_request_leaves_the_upload_free_for_the_next(content: Content) -> None:
     first, second = content.uploads, content.restarted_uploads()
     status = await first.start(REPOSITORY)

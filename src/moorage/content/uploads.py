@@ -23,6 +23,7 @@ from moorage.content.repositories import (
     linked_blob_size,
 )
 from moorage.errors import (
+    DatabaseUnavailableError,
     DigestInvalidError,
     RangeInvalidError,
     SizeInvalidError,
@@ -38,9 +39,10 @@ log = get_logger(__name__)
 
 # Hash states kept between the requests of chunked uploads; a miss costs one re-read.
 HASH_CACHE_ENTRIES = 4096
-# How long a request's claim on an upload lasts. A replica killed while it wrote leaves the
-# upload claimed until then (the client starts a new upload when it retries).
-CLAIM_DURATION = timedelta(hours=1)
+# How long a request's claim on an upload lasts unless renewed; the request renews it every
+# third of that while it runs. A replica killed, or cut off from the database, while it wrote
+# leaves the upload claimed for at most this long.
+CLAIM_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +89,15 @@ class UploadService:
     """Starts, extends, completes and cancels blob uploads."""
 
     def __init__(
-        self, database: Database, store: BlobStore, expiry_seconds: int, quotas: QuotaService
+        self,
+        database: Database,
+        store: BlobStore,
+        expiry_seconds: int,
+        quotas: QuotaService,
+        claim_seconds: float = CLAIM_SECONDS,
     ) -> None:
         self._database = database
+        self._claim = timedelta(seconds=claim_seconds)
         self._quotas = quotas
         self._store = store
         self._expiry = timedelta(seconds=expiry_seconds)
@@ -214,7 +222,7 @@ class UploadService:
                             upload_sessions.c.claimed_until < now,
                         ),
                     )
-                    .values(claimed_until=now + CLAIM_DURATION)
+                    .values(claimed_until=now + self._claim)
                 )
             if claimed.rowcount == 0:
                 await self._load_session(repository, upload_id)
@@ -222,6 +230,7 @@ class UploadService:
                     f"another request is writing to upload {upload_id}: send one chunk at a time"
                 )
             # Recording the new size ends the claim, and so does completing or cancelling.
+            renewal = asyncio.create_task(self._renew_claim(upload_id))
             try:
                 yield
             except BaseException:
@@ -232,6 +241,26 @@ class UploadService:
                         .values(claimed_until=None)
                     )
                 raise
+            finally:
+                renewal.cancel()
+
+    async def _renew_claim(self, upload_id: str) -> None:
+        """Keep a running request's claim from lapsing, however long its body takes."""
+        while True:
+            await asyncio.sleep(self._claim.total_seconds() / 3)
+            try:
+                async with self._database.writing() as connection:
+                    # A claim already ended stays ended: the next request may claim it.
+                    await connection.execute(
+                        update(upload_sessions)
+                        .where(
+                            upload_sessions.c.id == upload_id,
+                            upload_sessions.c.claimed_until.is_not(None),
+                        )
+                        .values(claimed_until=utc_now() + self._claim)
+                    )
+            except DatabaseUnavailableError:
+                log.warning("upload claim not renewed", upload_id=upload_id)
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
