@@ -67,11 +67,12 @@ class DeletionService:
         """Delete one tag; its manifest stays for other tags, indexes and the restore window."""
         async with self._database.writing() as connection:
             repository_id = await find_repository_id(connection, repository)
+            # Locked, so that of concurrent deletes of one tag only the first finds it.
             row = (
                 await connection.execute(
-                    select(tags.c.manifest_id).where(
-                        tags.c.repository_id == repository_id, tags.c.name == tag
-                    )
+                    select(tags.c.manifest_id)
+                    .where(tags.c.repository_id == repository_id, tags.c.name == tag)
+                    .with_for_update()
                 )
             ).first()
             if repository_id is None or row is None:
@@ -87,11 +88,13 @@ class DeletionService:
             repository_id = await find_repository_id(connection, repository)
             manifest_id = (
                 await connection.execute(
-                    select(manifests.c.id).where(
+                    select(manifests.c.id)
+                    .where(
                         manifests.c.repository_id == repository_id,
                         manifests.c.digest == str(digest),
                         manifests.c.deleted_at.is_(None),
                     )
+                    .with_for_update()
                 )
             ).scalar_one_or_none()
             if repository_id is None or manifest_id is None:
