@@ -113,8 +113,8 @@ class PausingStore(FilesystemBlobStore):
         self.resume = asyncio.Event()
         self.pausing = False
 
-    async def commit_upload(self, upload_id: str, digest: Digest) -> None:
-        await super().commit_upload(upload_id, digest)
+    async def commit_upload(self, upload_id: str, digest: Digest, size: int | None = None) -> None:
+        await super().commit_upload(upload_id, digest, size)
         if self.pausing:
             self.committed.set()
             await self.resume.wait()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from tests.storage.drivers import DRIVERS, driver_settings
 
+from moorage.errors import RangeInvalidError
 from moorage.oci.digest import Digest, digest_bytes
 from moorage.storage import BlobStore, create_blob_store
 from moorage.storage.base import IO_CHUNK_BYTES, BlobMissingError, UploadMissingError
@@ -131,6 +132,21 @@ async def test_commit_turns_an_upload_into_a_blob(store: BlobStore) -> None:
     assert await collect(store.read_blob(digest)) == content
     with pytest.raises(UploadMissingError):
         await store.upload_size("u1")
+
+
+async def test_a_commit_refuses_an_upload_that_grew_after_it_was_verified(
+    store: BlobStore,
+) -> None:
+    verified = os.urandom(1000)
+    digest = await uploaded(store, "u1", verified)
+    # Another request, whose claim began when this one's lapsed, appended meanwhile.
+    await store.append_upload("u1", pieces(b"appended later"))
+
+    with pytest.raises(RangeInvalidError):
+        await store.commit_upload("u1", digest, len(verified))
+
+    assert await store.blob_size(digest) is None
+    assert await store.upload_size("u1") == len(verified) + len(b"appended later")
 
 
 async def test_committing_the_same_content_twice_keeps_one_blob(store: BlobStore) -> None:

@@ -155,7 +155,7 @@ class UploadService:
                 # The file goes into place with the blob's row locked, in the transaction that
                 # links it: garbage collection cannot delete it in between (see repositories).
                 await claim_blob(self._database, connection, digest, size)
-                await self._store.commit_upload(upload_id, digest)
+                await self._store.commit_upload(upload_id, digest, size)
                 await link_blob(self._database, connection, repository_id, digest, size)
                 await connection.execute(
                     delete(upload_sessions).where(upload_sessions.c.id == upload_id)

@@ -79,8 +79,12 @@ class BlobStore(Protocol):
     async def flush_upload(self, upload_id: str) -> None:
         """Make what an upload holds durable, so that `commit_upload` has little left to do."""
 
-    async def commit_upload(self, upload_id: str, digest: Digest) -> None:
-        """Make a verified upload the blob `digest`; the upload is gone afterwards."""
+    async def commit_upload(self, upload_id: str, digest: Digest, size: int | None = None) -> None:
+        """Make a verified upload the blob `digest`; the upload is gone afterwards.
+
+        With `size`, the bytes that were verified: an upload that holds any other number now
+        (another request wrote to it meanwhile) is refused with `RangeInvalidError`.
+        """
 
     async def delete_upload(self, upload_id: str) -> None:
         """Drop an upload; no error if it is already gone."""

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from anyio import to_thread
 
-from moorage.errors import DigestInvalidError
+from moorage.errors import DigestInvalidError, RangeInvalidError
 from moorage.oci.digest import Digest
 from moorage.storage.base import (
     IO_CHUNK_BYTES,
@@ -101,15 +101,17 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             raise UploadMissingError(upload_id) from None
 
-    async def commit_upload(self, upload_id: str, digest: Digest) -> None:
+    async def commit_upload(self, upload_id: str, digest: Digest, size: int | None = None) -> None:
         """Move a verified upload into place, durably."""
         await to_thread.run_sync(
-            self._commit, self._upload_path(upload_id), self._blob_path(digest)
+            self._commit, self._upload_path(upload_id), self._blob_path(digest), size
         )
 
     @staticmethod
-    def _commit(source: Path, target: Path) -> None:
+    def _commit(source: Path, target: Path, size: int | None) -> None:
         try:
+            if size is not None and source.stat().st_size != size:
+                raise RangeInvalidError(f"upload {source.name} changed after it was verified")
             if target.exists():
                 source.unlink()
                 return

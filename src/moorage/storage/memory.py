@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from moorage.clock import utc_now
+from moorage.errors import RangeInvalidError
 from moorage.oci.digest import Digest
 from moorage.storage.base import (
     BlobMissingError,
@@ -74,11 +75,14 @@ class MemoryBlobStore:
         if upload_id not in self._uploads:
             raise UploadMissingError(upload_id)
 
-    async def commit_upload(self, upload_id: str, digest: Digest) -> None:
+    async def commit_upload(self, upload_id: str, digest: Digest, size: int | None = None) -> None:
         """Make an upload the blob `digest`."""
-        upload = self._uploads.pop(upload_id, None)
+        upload = self._uploads.get(upload_id)
         if upload is None:
             raise UploadMissingError(upload_id)
+        if size is not None and len(upload) != size:
+            raise RangeInvalidError(f"upload {upload_id} changed after it was verified")
+        del self._uploads[upload_id]
         written = self._written.pop(upload_id, utc_now())
         if str(digest) not in self._blobs:
             self._blobs[str(digest)] = bytes(upload)

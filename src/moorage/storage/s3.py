@@ -206,12 +206,13 @@ class S3BlobStore:
         """Nothing to flush: S3 has every chunk durably once its PUT returned."""
         await _in_thread(self._upload_chunks, upload_id)
 
-    async def commit_upload(self, upload_id: str, digest: Digest) -> None:
+    async def commit_upload(self, upload_id: str, digest: Digest, size: int | None = None) -> None:
         """Assemble the chunk objects into the blob's object, then delete the upload's objects."""
         # TODO: the copy runs inside the service's metadata transaction - on SQLite, other writers
         # wait for as long as S3 takes to copy the blob (seconds per GB); PostgreSQL does not.
         objects = await _in_thread(self._upload_objects, upload_id)
         chunks = self._chunks_of(upload_id, objects)
+        _refuse_changed(upload_id, size, sum(chunk.size for chunk in chunks))
         if await self.blob_size(digest) is None:
             try:
                 await _in_thread(self._assemble, chunks, self._blob_key(digest))
@@ -570,6 +571,15 @@ class _ObjectWriter:
                 )
             self._multipart_id = answer["UploadId"]
         return self._multipart_id
+
+
+def _refuse_changed(upload_id: str, verified: int | None, holds: int) -> None:
+    # A request whose claim lapsed (its replica cut off from the database for a while) must not
+    # assemble chunks that another request added after it verified the digest.
+    if verified is not None and holds != verified:
+        raise RangeInvalidError(
+            f"upload {upload_id} holds {holds} bytes, not the {verified} verified: send it again"
+        )
 
 
 def _copy_ranges(size: int, limit: int) -> list[tuple[int, int]]:
