@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,11 @@ import httpx
 import pytest
 from tests.account_support import TUNED_SETTINGS, Account, new_account, server_with
 from tests.databases import SELECTED, database_environment, stop_cluster
+from tests.ports import free_port
 from tests.s3server import S3Server, moto_s3_server
 
 from moorage.services import build_services
 from moorage.settings import Settings, load_settings
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -15,7 +15,6 @@ replicas behind a load balancer would.
 from __future__ import annotations
 
 import itertools
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 import boto3
 import httpx
 from pydantic import SecretStr
+from tests.ports import free_port
 
 from moorage.settings import S3Settings
 
@@ -38,13 +38,6 @@ if TYPE_CHECKING:
 ACCESS_KEY_ID = "moorage-test-key"
 SECRET_ACCESS_KEY = "moorage-test-secret"
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
