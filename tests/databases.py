@@ -83,6 +83,12 @@ def database_environment() -> dict[str, str]:
     return {"MOORAGE_DATABASE_URL": postgresql_database_url()}
 
 
+def database_url(directory: Path) -> str:
+    """The URL of a new empty metadata database: a SQLite file in `directory`, or PostgreSQL."""
+    selected = database_environment().get("MOORAGE_DATABASE_URL")
+    return selected or f"sqlite+aiosqlite:///{directory / 'moorage.db'}"
+
+
 def stop_cluster() -> None:
     """Stop the PostgreSQL cluster, if this session started one."""
     global _cluster

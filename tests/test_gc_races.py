@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
-from tests.databases import database_environment
+from tests.databases import database_url
 
 from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
@@ -131,8 +131,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    selected = database_environment().get("MOORAGE_DATABASE_URL")
-    database = Database(selected or f"sqlite+aiosqlite:///{tmp_path / 'moorage.db'}")
+    database = Database(database_url(tmp_path))
     await database.migrate()
     store = PausingStore(tmp_path / "blobs")
     quotas = QuotaService(database, Settings().quotas)

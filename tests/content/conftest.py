@@ -1,4 +1,4 @@
-"""Services over a real SQLite database in tmp_path and the memory blob store."""
+"""Services over a real metadata database of their own (see tests/databases.py) and memory blobs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.databases import database_url
 
 from moorage.accounts.quotas import QuotaService
 from moorage.content.blobs import BlobService
@@ -42,7 +43,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def content(tmp_path: Path) -> AsyncIterator[Content]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'moorage.db'}")
+    database = Database(database_url(tmp_path))
     await database.migrate()
     store = MemoryBlobStore()
     quotas = QuotaService(database, Settings().quotas)

@@ -1,4 +1,4 @@
-"""The content services of one deployment in-process: SQLite in tmp_path, filesystem blobs.
+"""The content services of one deployment in-process: their own metadata database, filesystem blobs.
 
 Images are pushed through the same services the /v2 handlers call, so a test reads and
 writes exactly what a server would, without the cost of starting one.
@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+
+from tests.databases import database_url
 
 from moorage.accounts.namespaces import NamespaceService
 from moorage.accounts.quotas import QuotaService
@@ -68,7 +70,7 @@ async def open_deployment(
     quotas: QuotaSettings | None = None,
 ) -> Deployment:
     """Migrated services over a fresh database and blob folder under `root`."""
-    database = Database(f"sqlite+aiosqlite:///{root / 'moorage.db'}")
+    database = Database(database_url(root))
     await database.migrate()
     store = FilesystemBlobStore(root / "blobs")
     quota_service = QuotaService(database, quotas or QuotaSettings())
