@@ -34,7 +34,8 @@ from tests.support import (
     sha256,
 )
 
-# How long the clients hammer the registry; the checks afterwards take a while more.
+# How long the clients hammer the registry at least (longer while too little has happened);
+# the checks afterwards take a while more.
 SECONDS = float(os.environ.get("MOORAGE_STRESS_SECONDS", "25"))
 GRACE_SECONDS = 2.0
 REPOSITORIES = [f"test/stress-{number}" for number in range(6)]
@@ -297,6 +298,21 @@ def check_image(client: httpx.Client, pushed: Pushed) -> str | None:
     return None
 
 
+def hammer(stress: Stress) -> None:
+    """Let the threads run for SECONDS, longer on a loaded machine until enough has happened."""
+    started = time.monotonic()
+    while time.monotonic() - started < SECONDS or not enough_happened(stress):
+        if time.monotonic() - started > 4 * SECONDS or stress.errors:
+            return
+        time.sleep(0.2)
+
+
+def enough_happened(stress: Stress) -> bool:
+    """Whether pushes and deletions overlapped often enough for the run to prove anything."""
+    with stress.lock:
+        return stress.counts["images pushed"] >= 8 and stress.counts["tags deleted"] >= 3
+
+
 def stored_digests(server: RunningServer) -> set[str]:
     root = server.data_dir / "blobs" / "blobs" / "sha256"
     return {f"sha256:{path.name}" for path in root.rglob("*") if path.is_file()}
@@ -338,7 +354,7 @@ def test_nothing_referenced_is_lost_while_pushes_deletes_and_gc_race(tmp_path: P
         ]
         for thread in threads:
             thread.start()
-        time.sleep(SECONDS)
+        hammer(stress)
         stress.stop.set()
         for thread in threads:
             thread.join(timeout=180)
@@ -370,8 +386,8 @@ def test_nothing_referenced_is_lost_while_pushes_deletes_and_gc_race(tmp_path: P
     stress.count("images that should exist, all pulled and checked", len(stress.expected))
     stress.count("blobs stored at the end", len(stored))
     print("\n".join(f"{what}: {number}" for what, number in sorted(stress.counts.items())))
-    # Floors low enough for a loaded machine: what matters is that it all happened at once.
-    assert stress.counts["images pushed"] >= 8 and stress.counts["tags deleted"] >= 3
+    # What matters is that it all happened at once, however slowly on a loaded machine.
+    assert enough_happened(stress)
     assert len(server_runs) >= 3 and stress.counts["moorage gc runs"] >= 1
 
 
