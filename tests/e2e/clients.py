@@ -188,14 +188,15 @@ class Containerd:
         "io.containerd.snapshotter.v1.zfs",
     )
 
-    def __init__(self, server: RunningServer, home: Path) -> None:
+    def __init__(self, server: RunningServer, home: Path, socket_dir: Path) -> None:
         self.server = server
         self.home = home
-        self.socket = home / "containerd.sock"
+        # Unix socket paths are limited to about 100 bytes, which a test's tmp dir can exceed.
+        self.socket = socket_dir / "containerd.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
     def config(self) -> str:
-        """The daemon's config: every path under `home`, no debug or metrics listener."""
+        """The daemon's config: every path under `home` but the sockets, no debug or metrics."""
         disabled = ", ".join(f'"{plugin}"' for plugin in self.DISABLED_PLUGINS)
         return "\n".join(
             [

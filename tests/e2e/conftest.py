@@ -36,5 +36,8 @@ def podman(server: RunningServer, tmp_path: Path) -> Iterator[ContainerTool]:
 @pytest.fixture
 def containerd(server: RunningServer, tmp_path: Path) -> Iterator[Containerd]:
     """A containerd daemon of this test's own."""
-    with Containerd(server, tmp_path / "containerd").running() as daemon:
+    with (
+        short_directory() as sockets,
+        Containerd(server, tmp_path / "containerd", sockets).running() as daemon,
+    ):
         yield daemon
