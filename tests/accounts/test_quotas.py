@@ -190,6 +190,54 @@ def test_concurrent_pushes_to_new_repositories_take_only_the_free_slot(
         assert api.get("/quota").json()["repositories"] == REPOSITORIES
 
 
+def test_concurrent_pushes_into_one_new_repository_share_its_slot(account: Account) -> None:
+    with account.registry() as registry:
+        push_blob(registry, account.repository(), b"first")
+    repository = account.repository()
+    blobs = [f"blob-{number}".encode() for number in range(6)]
+    barrier = threading.Barrier(len(blobs))
+
+    def push(blob: bytes) -> int:
+        with account.registry() as registry:
+            started = registry.post(f"/v2/{repository}/blobs/uploads/")
+            barrier.wait()
+            if started.status_code != 202:
+                return started.status_code
+            done = registry.put(
+                started.headers["location"], params={"digest": sha256(blob)}, content=blob
+            )
+            return done.status_code
+
+    with ThreadPoolExecutor(len(blobs)) as pool:
+        statuses = list(pool.map(push, blobs))
+
+    assert statuses == [201] * len(blobs), "the repository the first push made is no new one"
+    with account.api() as api:
+        assert api.get("/quota").json()["repositories"] == REPOSITORIES
+
+
+def test_concurrent_pushes_of_one_new_tag_share_its_slot(tagger: Account) -> None:
+    repository = tagger.repository()
+    with tagger.registry() as registry:
+        for number in range(TAGS - 1):
+            push_image(registry, repository, f"t{number}", layers=1)
+        manifest = image_manifest(registry, repository, layers=1)
+    racing = [variant(manifest, str(number)) for number in range(6)]
+    barrier = threading.Barrier(len(racing))
+
+    def put(candidate: bytes) -> int:
+        with tagger.registry() as registry:
+            barrier.wait()
+            return push_manifest(registry, repository, "latest", candidate).status_code
+
+    with ThreadPoolExecutor(len(racing)) as pool:
+        statuses = list(pool.map(put, racing))
+
+    assert statuses == [201] * len(racing), "the tag the first push made is no new one"
+    with tagger.registry() as registry:
+        assert len(tags_of(registry, repository)) == TAGS
+
+
 def push_tags_at_once(account: Account, repository: str, manifests: dict[str, bytes]) -> list[int]:
     """PUT every manifest under its tag from its own thread and client, all at once."""
     barrier = threading.Barrier(len(manifests))

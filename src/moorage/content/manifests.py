@@ -11,6 +11,7 @@ from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
 from moorage.content.repositories import ensure_repository, find_repository_id
 from moorage.errors import (
+    DeniedError,
     DigestInvalidError,
     ManifestBlobUnknownError,
     ManifestInvalidError,
@@ -269,7 +270,14 @@ class ManifestService:
         )
         if (await connection.execute(retag)).rowcount:
             return
-        await self._quotas.check_new_tag(connection, repository_id, repository)
+        try:
+            await self._quotas.check_new_tag(connection, repository_id, repository)
+        except DeniedError:
+            # On PostgreSQL, a concurrent push of the same tag may have created it while this
+            # one waited for the repository lock the check takes: then this push is a retag.
+            if (await connection.execute(retag)).rowcount:
+                return
+            raise
         inserted = await connection.execute(
             self._database.insert_ignoring_duplicates(tags)
             .values(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
+from moorage.errors import DeniedError
 from moorage.metadata.database import Database
 from moorage.metadata.tables import blobs, namespaces, repositories, repository_blobs
 from moorage.oci.digest import Digest
@@ -37,7 +38,14 @@ async def ensure_repository(
         return existing
     namespace_query = select(namespaces.c.id).where(namespaces.c.name == name.split("/", 1)[0])
     namespace_id = (await connection.execute(namespace_query)).scalar_one_or_none()
-    await quotas.check_new_repository(connection, namespace_id, name)
+    try:
+        await quotas.check_new_repository(connection, namespace_id, name)
+    except DeniedError:
+        # On PostgreSQL, a concurrent push into the same repository may have created it while
+        # this one waited for the owner lock the check takes: then it is no new repository.
+        if (existing := await find_repository_id(connection, name)) is not None:
+            return existing
+        raise
     insert = database.insert_ignoring_duplicates(repositories).values(
         name=name, namespace_id=namespace_id, created_at=utc_now()
     )
