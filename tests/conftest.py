@@ -246,3 +246,8 @@ def metadata_database() -> Iterator[str]:
 def pytest_report_header() -> str:
     """Say which metadata database the run uses."""
     return f"moorage metadata database: {SELECTED}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the database again just above the closing line: CI runs the suite once on each."""
+    terminalreporter.write_sep("=", f"moorage metadata database: {SELECTED}")

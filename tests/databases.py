@@ -15,7 +15,9 @@ import tempfile
 import uuid
 from pathlib import Path
 
-SELECTED = os.environ.get("MOORAGE_TEST_DATABASE", "sqlite")
+SELECTED = os.environ.get("MOORAGE_TEST_DATABASE") or "sqlite"
+if SELECTED not in ("sqlite", "postgresql"):
+    raise RuntimeError(f"MOORAGE_TEST_DATABASE must be sqlite or postgresql, not {SELECTED!r}")
 
 
 def _pg_bin(tool: str) -> str:
