@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgresql lint bench system-packages clean
+# Tests run in parallel processes (pytest-xdist): each test server has its own loopback port,
+# data dir and database.
+TEST_PROCESSES ?= 2
+PYTEST = $(BIN)/pytest -n $(TEST_PROCESSES)
+
+.PHONY: run test test-sqlite test-postgresql lint bench system-packages clean
 
 $(STAMP): pyproject.toml
 	scripts/install-system-packages python
@@ -24,13 +29,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
+# Lint, then the whole suite on each metadata database the registry supports.
 test: system-packages $(STAMP) lint
-	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgresql
 
-# The database-heavy suites again, each test server on its own PostgreSQL database.
+test-sqlite: system-packages $(STAMP)
+	MOORAGE_TEST_DATABASE=sqlite $(PYTEST)
+
+# Each test server on its own database in a PostgreSQL cluster the run starts and stops.
 test-postgresql: system-packages $(STAMP)
-	MOORAGE_TEST_DATABASE=postgresql $(BIN)/pytest tests/registry tests/content tests/accounts \
-		tests/api tests/test_gc.py tests/test_fsck.py
+	MOORAGE_TEST_DATABASE=postgresql $(PYTEST)
 
 bench: system-packages $(STAMP)
 	$(BIN)/python bench/run.py
