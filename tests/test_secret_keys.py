@@ -9,7 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tests.databases import database_environment
+from tests.databases import database_url as database_url_in
 
 from moorage.auth.signing import key_id
 from moorage.metadata.database import Database
@@ -33,9 +33,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def database_url(tmp_path: Path) -> str:
-    url = database_environment().get(
-        "MOORAGE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'moorage.db'}"
-    )
+    url = database_url_in(tmp_path)
     database = Database(url)
     await database.migrate()
     await database.close()
@@ -74,7 +72,8 @@ async def test_processes_starting_together_agree_on_one_set(database_url: str) -
 
 
 async def test_two_databases_have_different_keys(tmp_path: Path, database_url: str) -> None:
-    other_url = f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"
+    (tmp_path / "other").mkdir()
+    other_url = database_url_in(tmp_path / "other")
     other = Database(other_url)
     await other.migrate()
     await other.close()
