@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # Tests run in parallel processes (pytest-xdist): each test server has its own loopback port,
-# data dir and database.
+# data dir and database. A module runs whole in one process, so its shared servers start once.
 TEST_PROCESSES ?= 2
-PYTEST = $(BIN)/pytest -n $(TEST_PROCESSES)
+PYTEST = $(BIN)/pytest -n $(TEST_PROCESSES) --dist loadscope
 
 .PHONY: run test test-sqlite test-postgresql lint bench system-packages clean
 
