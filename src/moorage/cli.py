@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import IO, Annotated, TypeVar
 
 import typer
+from sqlalchemy.engine import make_url
 
 from moorage.content.archive import ImportResult
 from moorage.errors import ConfigurationError, MoorageError, ResourceUnknownError
 from moorage.log import configure_logging
 from moorage.oci.reference import validate_repository_name, validate_tag
 from moorage.services import Services, build_services
-from moorage.settings import Settings, load_settings
+from moorage.settings import Settings, load_settings, misspelled_setting_variables
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 user_app = typer.Typer(no_args_is_help=True, help="Accounts: create, activate, reset passwords.")
@@ -47,6 +49,8 @@ def deployment_settings(
     config: Path | None, data_dir: Path | None, **overrides: object
 ) -> Settings:
     """The settings every command finds its deployment by, or a clean exit on bad ones."""
+    for warning in misspelled_setting_variables(os.environ):
+        typer.echo(f"moorage: warning: {warning}", err=True)
     try:
         return load_settings(config, data_dir=data_dir, **overrides)
     except ConfigurationError as exc:
@@ -111,6 +115,13 @@ def serve(
         config, data_dir, listen=listen, tls_cert=tls_cert, tls_key=tls_key
     )
     configure_logging(settings.log_level, settings.log_format)
+    # Migrate and load the keys before serving, so that a database that cannot be reached or
+    # upgraded stops the server with its reason, not with a traceback from the lifespan.
+    try:
+        asyncio.run(_start_services(settings))
+    except MoorageError as exc:
+        typer.echo(f"moorage: {exc.message}", err=True)
+        raise typer.Exit(1) from None
     import uvicorn
 
     uvicorn.run(
@@ -126,15 +137,23 @@ def serve(
     )
 
 
+async def _start_services(settings: Settings) -> None:
+    services = build_services(settings)
+    try:
+        await services.start()
+    finally:
+        await services.close()
+
+
 @app.command()
 def migrate(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
     """Bring the metadata database up to the newest schema."""
 
-    async def nothing_more(_services: Services) -> None:
-        return None
+    async def database_url(services: Services) -> str:
+        return services.settings.resolved_database_url
 
-    run_with_services(config, data_dir, nothing_more)
-    typer.echo("database is up to date")
+    database = make_url(run_with_services(config, data_dir, database_url))
+    typer.echo(f"database {database.render_as_string(hide_password=True)} is up to date")
 
 
 @user_app.command("create")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+import typing
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -338,3 +341,38 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             for error in exc.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from None
+
+
+def setting_variables(model: type[BaseModel] = Settings, prefix: str = "MOORAGE_") -> set[str]:
+    """Every `MOORAGE_*` variable a setting reads, nested ones included."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        variable = f"{prefix}{name.upper()}"
+        names.add(variable)
+        nested = [
+            kind
+            for kind in (field.annotation, *typing.get_args(field.annotation))
+            if isinstance(kind, type) and issubclass(kind, BaseModel)
+        ]
+        for kind in nested:
+            names |= setting_variables(kind, f"{variable}__")
+    return names
+
+
+def misspelled_setting_variables(environ: Mapping[str, str]) -> list[str]:
+    """Warnings for `MOORAGE_*` variables that no setting reads but look meant for one.
+
+    A nested name (with `__`) that is not a setting is surely a mistake; a plain one only when
+    it is close to a setting's name, since other tools may use the prefix too.
+    """
+    known = setting_variables()
+    warnings = []
+    for variable in sorted(environ):
+        if not variable.startswith("MOORAGE_") or variable in known:
+            continue
+        close = difflib.get_close_matches(variable, known, n=1, cutoff=0.85)
+        if "__" not in variable and not close:
+            continue
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{variable} is not a setting and is ignored{hint}")
+    return warnings

@@ -48,8 +48,8 @@ http {{
         proxy_http_version 1.1;
         proxy_read_timeout 900s;
         proxy_send_timeout 900s;
-        # A failed request is answered, never retried on the other replica.
-        proxy_next_upstream off;
+        proxy_next_upstream error timeout;
+        proxy_next_upstream_tries 2;
 
         location / {{
             proxy_pass http://moorage;

@@ -58,13 +58,14 @@ class Database:
     async def migrate(self) -> None:
         """Bring the schema up to the newest migration; replicas starting together take turns."""
         # On SQLite the write engine's BEGIN IMMEDIATE serializes them the same way.
-        async with self._write_engine.begin() as connection:
-            if not self.is_sqlite:
-                # Released at commit; the next replica then finds the schema already upgraded.
-                await connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-                )
-            await connection.run_sync(_upgrade)
+        with _outage_is_unavailable():
+            async with self._write_engine.begin() as connection:
+                if not self.is_sqlite:
+                    # Released at commit; the next replica then finds the schema upgraded.
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                await connection.run_sync(_upgrade)
 
     async def close(self) -> None:
         """Close every pooled connection."""
