@@ -102,6 +102,8 @@ class S3BlobStore:
         self._part_bytes = max(part_bytes, MIN_PART_BYTES)
         self._max_copy_bytes = max_copy_bytes
         secret = settings.secret_access_key
+        # TODO: the bucket is not checked at start - a missing bucket or an unreachable
+        # endpoint shows only as 503 on the first blob requests, with the reason in the log.
         self._client: S3Client = boto3.session.Session().client(
             "s3",
             endpoint_url=settings.endpoint_url,
@@ -431,6 +433,8 @@ class S3BlobStore:
             for chunk in filled
             for first, last in _copy_ranges(chunk.size, self._max_copy_bytes)
         ]
+        # TODO: chunks under S3's 5 MiB part minimum are downloaded and uploaded again here -
+        # a client sending small chunks costs the replica a second transfer of the blob.
         copyable = all(chunk.size >= MIN_PART_BYTES for chunk in filled[:-1])
         try:
             if copyable and len(ranges) <= MAX_PARTS:
