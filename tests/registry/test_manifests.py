@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from tests.conftest import RunningServer
 from tests.support import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
@@ -601,3 +603,24 @@ def test_an_index_platform_must_name_its_os_as_text(client: httpx.Client) -> Non
     response = push_manifest(client, repository, "index", json.dumps(index).encode(), OCI_INDEX)
 
     assert_error(response, 400, "MANIFEST_INVALID")
+
+
+def test_one_manifest_pushed_under_many_tags_at_once_lands_once(
+    client: httpx.Client, server: RunningServer
+) -> None:
+    repository = unique_repository()
+    manifest = image_manifest(client, repository)
+    tags = [f"parallel-{number}" for number in range(8)]
+
+    def push(tag: str) -> int:
+        with httpx.Client(base_url=server.url, auth=server.http_auth, timeout=60) as own:
+            return push_manifest(own, repository, tag, manifest).status_code
+
+    with ThreadPoolExecutor(len(tags)) as pool:
+        statuses = list(pool.map(push, tags))
+
+    assert statuses == [201] * len(tags)
+    listed = client.get(f"/v2/{repository}/tags/list").json()["tags"]
+    assert sorted(listed) == sorted(tags)
+    for tag in tags:
+        assert_served(client, repository, tag, manifest, OCI_MANIFEST)

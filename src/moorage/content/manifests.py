@@ -11,6 +11,7 @@ from moorage.accounts.quotas import QuotaService
 from moorage.clock import utc_now
 from moorage.content.repositories import ensure_repository, find_repository_id
 from moorage.errors import (
+    ConflictError,
     DeniedError,
     DigestInvalidError,
     ManifestBlobUnknownError,
@@ -216,8 +217,9 @@ class ManifestService:
         artifact_type = parsed.artifact_type or (
             parsed.config.media_type if parsed.config else None
         )
-        result = await connection.execute(
-            manifests.insert().values(
+        inserted = await connection.execute(
+            self._database.insert_ignoring_duplicates(manifests)
+            .values(
                 repository_id=repository_id,
                 digest=str(digest),
                 media_type=parsed.media_type,
@@ -228,9 +230,15 @@ class ManifestService:
                 created_at=now,
                 touched_at=now,
             )
+            .returning(manifests.c.id)
         )
-        assert result.inserted_primary_key is not None
-        manifest_id = int(result.inserted_primary_key[0])
+        manifest_id: int | None = inserted.scalar_one_or_none()
+        if manifest_id is None:
+            # A push of the same manifest committed it meanwhile (PostgreSQL): that one counts.
+            stored = await _manifest_id(connection, repository_id, str(digest))
+            if stored is None:
+                raise ConflictError(f"manifest {digest} changed while it was pushed; push again")
+            return stored
         references = {(str(d.digest), BLOB_REFERENCE) for d in parsed.required_blobs} | {
             (str(d.digest), MANIFEST_REFERENCE) for d in parsed.manifest_references
         }
