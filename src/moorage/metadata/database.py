@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-from moorage.errors import DatabaseUnavailableError
+from moorage.errors import ConflictError, DatabaseUnavailableError
 from moorage.log import get_logger
 
 log = get_logger(__name__)
@@ -45,7 +45,7 @@ class Database:
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
         """A transaction, committed when the block ends without an exception."""
-        with _outage_is_unavailable():
+        with _outage_is_unavailable(), _race_is_conflict():
             async with self._write_engine.begin() as connection:
                 yield connection
 
@@ -82,6 +82,20 @@ def _outage_is_unavailable() -> Iterator[None]:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         log.error("metadata database unavailable", error=type(exc).__name__, reason=reason)
         raise DatabaseUnavailableError("the metadata database is unavailable") from None
+
+
+@contextmanager
+def _race_is_conflict() -> Iterator[None]:
+    """A unique key that a concurrent writer took first fails the request with 409, not 500.
+
+    The services handle the races they expect; this is the net under the ones they do not.
+    """
+    try:
+        yield
+    except sql_errors.IntegrityError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        log.warning("write conflicted with a concurrent one", reason=reason)
+        raise ConflictError("the change conflicted with a concurrent one; try again") from None
 
 
 def _upgrade(connection: Connection) -> None:
