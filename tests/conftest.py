@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ import httpx
 import pytest
 from tests.account_support import TUNED_SETTINGS, Account, new_account, server_with
 from tests.databases import SELECTED, database_environment, stop_cluster
-from tests.ports import free_port
+from tests.ports import free_port, wait_until_answering
 from tests.s3server import S3Server, moto_s3_server
 
 from moorage.services import build_services
@@ -128,16 +127,7 @@ class RunningServer:
                 stderr=subprocess.STDOUT,
                 env=environment,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moorage exited early:\n{self.log_path.read_text()}")
-            try:
-                httpx.get(f"{self.url}/v2/", timeout=1, verify=False)
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"moorage did not start:\n{self.log_path.read_text()}")
+        wait_until_answering(f"{self.url}/v2/", self.process, "moorage", self.log_path)
 
     def stop(self, kill: bool = False) -> None:
         if self.process is None:

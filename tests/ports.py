@@ -1,4 +1,4 @@
-"""Free loopback ports for the servers tests start.
+"""Free loopback ports for the servers tests start, and waiting until one answers.
 
 Under pytest-xdist each test process takes ports from a block of its own, below the range the
 kernel hands out for `bind(("127.0.0.1", 0))`: two processes never pick the same port, and a
@@ -10,6 +10,11 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
 
 FIRST_PORT = 10_000
 PORTS_PER_PROCESS = 2_500
@@ -34,3 +39,20 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free loopback port left in this test process's block")
+
+
+def wait_until_answering(
+    url: str, process: subprocess.Popen[bytes], name: str, log_path: Path
+) -> None:
+    """Return once `url` answers any HTTP request; raise, with the log, if `process` exits first
+    or 30 s pass."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{log_path.read_text()}")
+        try:
+            httpx.get(url, timeout=1, verify=False)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not start:\n{log_path.read_text()}")

@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
-import httpx
 from pydantic import SecretStr
-from tests.ports import free_port
+from tests.ports import free_port, wait_until_answering
 
 from moorage.settings import S3Settings
 
@@ -106,7 +105,7 @@ def moto_s3_server(log_path: Path) -> Iterator[S3Server]:
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_until_answering(process, endpoint_url, log_path)
+        wait_until_answering(f"{endpoint_url}/moto-api/", process, "moto", log_path)
         server = S3Server(endpoint_url, bucket="")
         server.bucket = server.create_bucket("moorage-tests")
         yield server
@@ -117,16 +116,3 @@ def moto_s3_server(log_path: Path) -> Iterator[S3Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _wait_until_answering(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto exited early:\n{log_path.read_text()}")
-        try:
-            httpx.get(f"{url}/moto-api/", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"moto did not start:\n{log_path.read_text()}")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from tests.ports import wait_until_answering
 
 # Each answer names the replica that gave it, so tests can see where requests went.
 UPSTREAM_HEADER = "x-upstream"
@@ -84,21 +83,8 @@ def nginx_round_robin(root: Path, port: int, upstreams: list[str]) -> Iterator[s
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_answering(url, process, root)
+        wait_until_answering(f"{url}/v2/", process, "nginx", root / "stderr.log")
         yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def _wait_until_answering(url: str, process: subprocess.Popen[bytes], root: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {(root / 'stderr.log').read_text()}")
-        try:
-            httpx.get(f"{url}/v2/", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("nginx did not start")
