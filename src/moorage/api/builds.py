@@ -35,14 +35,20 @@ def _credentials(body: GitCredentialsIn | None) -> GitCredentials | None:
     return None if body is None else GitCredentials(body.username, body.token, body.ssh_key)
 
 
+def webhook_url(request: Request, rule_id: str) -> str:
+    """The address GitHub, GitLab or Gitea posts a rule's pushes to."""
+    services: Services = request.app.state.services
+    base = services.settings.public_url or str(request.base_url).rstrip("/")
+    return f"{base}/api/v1/hooks/builds/{rule_id}"
+
+
 async def rule_out(services: Services, rule: BuildRule, request: Request) -> BuildRuleOut:
     """The API view of a rule, with the address and secret its webhook needs."""
-    base = services.settings.public_url or str(request.base_url).rstrip("/")
     return BuildRuleOut(
         id=rule.id,
         **asdict(rule.spec),
         has_credentials=rule.has_credentials,
-        webhook_url=f"{base}/api/v1/hooks/builds/{rule.id}",
+        webhook_url=webhook_url(request, rule.id),
         webhook_secret=await services.build_rules.webhook_secret(rule.id),
         created_at=rule.created_at,
         updated_at=rule.updated_at,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from moorage.api.builds import webhook_url
 from moorage.builds.git import GitCredentials
 from moorage.builds.jobs import Build
 from moorage.builds.logs import LogLine
@@ -71,12 +72,6 @@ def rule_errors(exc: FieldInvalidError | ResourceUnknownError) -> FormErrors:
     return form_errors(exc, {field: field, "credentials": "git_token"})
 
 
-def webhook_url(request: Request, rule: BuildRule) -> str:
-    """The address GitHub, GitLab or Gitea posts pushes to."""
-    base = services_of(request).settings.public_url or str(request.base_url).rstrip("/")
-    return f"{base}/api/v1/hooks/builds/{rule.id}"
-
-
 async def builds_page(request: Request) -> Response:
     """The caller's build rules and recent builds."""
     user = current_user(request)
@@ -139,7 +134,7 @@ async def rule_page(
         "values": values or rule_form_values(rule),
         "errors": errors or FormErrors(),
         "builds": history,
-        "webhook_url": webhook_url(request, rule),
+        "webhook_url": webhook_url(request, rule.id),
         "repositories": _repositories([rule]),
     }
     return render(request, "build_rule.html", context, status)
