@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from moorage.api.accounts import registry_host
 from moorage.auth.controller import client_address
 from moorage.console.forms import FormErrors, field_error, form_errors, read_form
 from moorage.console.pages import (
@@ -137,15 +138,15 @@ async def registry_password_page(
 ) -> Response:
     """Registry access: set or reset the password `docker login` takes, and how to log in."""
     user = current_user(request)
-    host = _registry_address(request)
-    tls_flag = "" if host.startswith("https://") else " --tls-verify=false"
-    bare_host = host.split("://", 1)[1]
+    host = registry_host(request)
+    secure = (services_of(request).settings.public_url or str(request.url)).startswith("https://")
+    tls_flag = "" if secure else " --tls-verify=false"
     context = {
         "errors": errors or FormErrors(),
-        "insecure": not host.startswith("https://"),
+        "insecure": not secure,
         "login_commands": [
-            ("docker", f"docker login {bare_host} -u {user.name}"),
-            ("podman", f"podman login{tls_flag} {bare_host} -u {user.name}"),
+            ("docker", f"docker login {host} -u {user.name}"),
+            ("podman", f"podman login{tls_flag} {host} -u {user.name}"),
         ],
     }
     return render(request, "registry_password.html", context, status)
@@ -170,13 +171,6 @@ async def set_registry_password(request: Request) -> Response:
 def _check_repeated(password: str, again: str) -> None:
     if password != again:
         raise FieldInvalidError("password_again", "the two passwords are not the same")
-
-
-def _registry_address(request: Request) -> str:
-    public_url = services_of(request).settings.public_url
-    if public_url:
-        return public_url
-    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 ROUTES = [
