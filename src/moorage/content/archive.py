@@ -244,7 +244,7 @@ class ArchiveService:
                 # links it: garbage collection cannot delete it in between (see repositories).
                 await claim_blob(self._database, connection, digest, size)
                 await staging.commit(digest)
-                await link_blob(self._database, connection, repository_id, digest, size)
+                await link_blob(self._database, connection, repository_id, digest)
             # Every manifest, children before the indexes that list them; then the tags.
             untagged: list[tuple[Digest, str | None]] = [
                 (digest, None) for digest in plan.manifests

@@ -87,10 +87,9 @@ async def hold_blob(connection: AsyncConnection, digest: str) -> bool:
 
 
 async def link_blob(
-    database: Database, connection: AsyncConnection, repository_id: int, digest: Digest, size: int
+    database: Database, connection: AsyncConnection, repository_id: int, digest: Digest
 ) -> None:
-    """Record that blob `digest` exists and that the repository may serve it, as of now."""
-    await claim_blob(database, connection, digest, size)
+    """Let the repository serve blob `digest`, as of now; the caller holds the blob's row."""
     now = utc_now()
     # RETURNING says whether a row went in: PostgreSQL's rowcount is -1 after ON CONFLICT.
     linked = await connection.execute(

@@ -156,7 +156,7 @@ class UploadService:
                 # links it: garbage collection cannot delete it in between (see repositories).
                 await claim_blob(self._database, connection, digest, size)
                 await self._store.commit_upload(upload_id, digest, size)
-                await link_blob(self._database, connection, repository_id, digest, size)
+                await link_blob(self._database, connection, repository_id, digest)
                 await connection.execute(
                     delete(upload_sessions).where(upload_sessions.c.id == upload_id)
                 )
@@ -190,7 +190,7 @@ class UploadService:
             repository_id = await ensure_repository(
                 self._database, connection, repository, self._quotas
             )
-            await link_blob(self._database, connection, repository_id, digest, size)
+            await link_blob(self._database, connection, repository_id, digest)
         return size
 
     async def expire(self) -> int:
