@@ -68,14 +68,13 @@ async def claim_blob(
     database: Database, connection: AsyncConnection, digest: Digest, size: int
 ) -> None:
     """Create the row of blob `digest` if needed, and lock it until the transaction ends."""
-    held = select(blobs.c.digest).where(blobs.c.digest == str(digest)).with_for_update(read=True)
     while True:
         await connection.execute(
             database.insert_ignoring_duplicates(blobs).values(
                 digest=str(digest), size=size, created_at=utc_now()
             )
         )
-        if (await connection.execute(held)).first() is not None:
+        if await hold_blob(connection, str(digest)):
             return
         # Garbage collection removed the row between the insert and the lock: insert it anew.
 
