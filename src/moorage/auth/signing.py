@@ -75,11 +75,19 @@ def key_id(key: ec.EllipticCurvePrivateKey) -> str:
     return ":".join(encoded[index : index + 4] for index in range(0, 48, 4))
 
 
+@dataclass(frozen=True, slots=True)
+class _LoadedKey:
+    private: ec.EllipticCurvePrivateKey
+    public: ec.EllipticCurvePublicKey
+    key_id: str
+
+
 class TokenSigner:
     """Issues and verifies this deployment's access and refresh tokens."""
 
     def __init__(self, key: KeySource, issuer: str, service: str, lifetime: int) -> None:
         self._key_source = key
+        self._loaded: _LoadedKey | None = None
         self.issuer = issuer
         self.service = service
         self.lifetime = lifetime
@@ -142,15 +150,23 @@ class TokenSigner:
             "kind": kind,
         }
 
+    def _key(self) -> _LoadedKey:
+        # The public key and key id are derived once per key rather than on every token; the
+        # source is asked each time because the key is loaded (or reloaded) after construction.
+        private = self._key_source()
+        if self._loaded is None or self._loaded.private is not private:
+            self._loaded = _LoadedKey(private, private.public_key(), key_id(private))
+        return self._loaded
+
     def _sign(self, claims: dict[str, object]) -> str:
-        key = self._key_source()
-        return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
+        key = self._key()
+        return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.key_id})
 
     def _verify(self, token: str, kind: str) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key_source().public_key(),
+                self._key().public,
                 algorithms=[ALGORITHM],
                 audience=self.service,
                 issuer=self.issuer,
