@@ -7,8 +7,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -159,12 +160,10 @@ class AccessTokenService:
     async def login(self, user_name: str, secret: str) -> TokenLogin | None:
         """Who the token acts for, if `secret` is a live token of `user_name`; else None."""
         token_id = secret[len(TOKEN_PREFIX) :].split("_", 1)[0]
-        query = select(access_tokens.c.secret_hash).where(access_tokens.c.id == token_id)
-        async with self._database.reading() as connection:
-            secret_hash = (await connection.execute(query)).scalar_one_or_none()
-        if secret_hash is None or not hmac.compare_digest(secret_hash, _secret_hash(secret)):
+        row = await self._row(token_id)
+        if row is None or not hmac.compare_digest(row.secret_hash, _secret_hash(secret)):
             return None
-        token = await self.find(token_id)
+        token = _live_token(row)
         if token is None or token.user_name != user_name:
             return None
         async with self._database.writing() as connection:
@@ -177,16 +176,23 @@ class AccessTokenService:
 
     async def find(self, token_id: str) -> TokenLogin | None:
         """The limits of a live token, or None if it was revoked or has expired."""
+        row = await self._row(token_id)
+        return None if row is None else _live_token(row)
+
+    async def _row(self, token_id: str) -> Row[Any] | None:
         query = (
             select(access_tokens, users.c.name.label("user_name"))
             .join(users, users.c.id == access_tokens.c.user_id)
             .where(access_tokens.c.id == token_id)
         )
         async with self._database.reading() as connection:
-            row = (await connection.execute(query)).first()
-        if row is None or (row.expires_at is not None and as_utc(row.expires_at) <= utc_now()):
-            return None
-        return TokenLogin(row.id, row.user_name, frozenset(row.actions.split(",")), row.namespace)
+            return (await connection.execute(query)).first()
+
+
+def _live_token(row: Row[Any]) -> TokenLogin | None:
+    if row.expires_at is not None and as_utc(row.expires_at) <= utc_now():
+        return None
+    return TokenLogin(row.id, row.user_name, frozenset(row.actions.split(",")), row.namespace)
 
 
 async def _user_id(connection: AsyncConnection, name: str) -> int:
