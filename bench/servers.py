@@ -187,7 +187,10 @@ def reference_server(workdir: Path, storage: str | None = None) -> Server:
 def _process_tree(pid: int) -> list[int]:
     tree = [pid]
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        children = (task / "children").read_text().split()
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended since it was listed
+            continue
         for child in children:
             tree += _process_tree(int(child))
     return tree
