@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ class LogWriter:
         self._pending: list[tuple[datetime, str]] = []
         self._written = 0
         self._dropped = 0
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def __call__(self, line: str) -> None:
@@ -130,11 +132,13 @@ class LogWriter:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
         if self._dropped:
             self._pending.append((utc_now(), f"[moorage] {self._dropped} more lines were not kept"))
-        await asyncio.shield(self.flush())
+        # Not cancelled: a batch being stored (waiting for the database's write lock, say)
+        # would be lost. The flusher ends after one last flush of everything pending.
+        self._stopping.set()
+        if self._task is not None:
+            await asyncio.shield(self._task)
 
     async def flush(self) -> None:
         """Store what has come in so far."""
@@ -146,6 +150,7 @@ class LogWriter:
         self._written += len(batch)
 
     async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), FLUSH_SECONDS)
             await self.flush()
